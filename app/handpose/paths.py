@@ -1,0 +1,10 @@
+"""Where the bundled files live: `app/handpose/assets/` (shipped with the app and the package)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ASSETS_DIR = Path(os.environ.get("HANDPOSE_ASSETS", Path(__file__).resolve().parent / "assets"))
+DEFAULT_MODELS_DIR = ASSETS_DIR / "models" / "default"
+SAMPLE_CLIP = ASSETS_DIR / "sample_clip.mp4"

@@ -1,0 +1,159 @@
+"""One TFLite runner for every model: interpreter chosen once at import, tensors from metadata.
+
+The interpreter is the slim `tflite_runtime` the Pi uses; where it is missing, `ai_edge_litert`,
+then TensorFlow's own (`tensorflow.lite`). `ModelRunner` owns one interpreter, checks its tensors
+against the metadata JSON at start-up, feeds uint8 RGB pixels (quantizing or normalising as the
+metadata says) and returns float32 outputs keyed by their logical names.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handpose.errors import ModelFileError
+from handpose.metadata import ModelMetadata
+
+log = logging.getLogger(__name__)
+
+try:
+    from tflite_runtime.interpreter import Interpreter
+
+    RUNTIME = "tflite-runtime"
+except ImportError:  # pragma: no cover - depends on what is installed
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        RUNTIME = "ai-edge-litert"
+    except ImportError:
+        try:
+            from tensorflow.lite.python.interpreter import Interpreter
+
+            RUNTIME = "tensorflow"
+        except ImportError:
+            Interpreter = None
+            RUNTIME = "none"
+
+
+def make_interpreter(model_path: str | Path, num_threads: int = 2) -> Any:
+    """A TFLite interpreter with tensors allocated; `ModelFileError` if the file is no model."""
+    if Interpreter is None:
+        raise ModelFileError(
+            "no TFLite interpreter installed: `pip install tflite-runtime` (or ai-edge-litert)"
+        )
+    try:
+        interpreter = Interpreter(model_path=str(model_path), num_threads=int(num_threads))
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise ModelFileError(
+            f"{model_path}: not a valid TFLite model ({str(error).splitlines()[0]}); "
+            "re-create it with `handpose convert`"
+        ) from None
+    return interpreter
+
+
+def _quant(detail: dict[str, Any]) -> tuple[float, int] | None:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return (float(scale), int(zero)) if scale else None
+
+
+class ModelRunner:
+    """Runs one model described by its metadata.
+
+    Args:
+        metadata: the model's `ModelMetadata` (its `model_path` is loaded).
+        num_threads: interpreter threads (1-4 on a Pi).
+    """
+
+    def __init__(self, metadata: ModelMetadata, num_threads: int = 2) -> None:
+        self.metadata = metadata
+        path = metadata.verify_file()
+        self.interpreter = make_interpreter(path, num_threads)
+        self._check_tensors(path)
+        inp = self.interpreter.get_input_details()[0]
+        self._input_index = inp["index"]
+        self._input_dtype = np.dtype(inp["dtype"])
+        self._input_quant = _quant(inp)
+        self._input_buffer = np.zeros(inp["shape"], dtype=self._input_dtype)
+        by_name = {d["name"]: d for d in self.interpreter.get_output_details()}
+        self._outputs = {
+            key: (by_name[spec.name]["index"], _quant(by_name[spec.name]))
+            for key, spec in metadata.outputs.items()
+        }
+        norm = metadata.normalization
+        self._mean = np.asarray(norm["mean"], np.float32) if norm else None
+        self._std = np.asarray(norm["std"], np.float32) if norm else None
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model expects."""
+        return self.metadata.input_size
+
+    def _check_tensors(self, path: Path) -> None:
+        meta = self.metadata
+        fix = f"the metadata {meta.path} does not describe {path}; re-run `handpose convert`"
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise ModelFileError(f"{path}: expected 1 input tensor, found {len(inputs)}; {fix}")
+        inp = inputs[0]
+        if list(inp["shape"]) != list(meta.input.shape):
+            raise ModelFileError(
+                f"{path}: input shape {list(inp['shape'])} != metadata {meta.input.shape}; {fix}"
+            )
+        if np.dtype(inp["dtype"]).name != meta.input.dtype:
+            raise ModelFileError(
+                f"{path}: input dtype {np.dtype(inp['dtype']).name} != metadata "
+                f"{meta.input.dtype}; {fix}"
+            )
+        by_name = {d["name"]: d for d in self.interpreter.get_output_details()}
+        for key, spec in meta.outputs.items():
+            detail = by_name.get(spec.name)
+            if detail is None:
+                raise ModelFileError(
+                    f"{path}: no output tensor {spec.name!r} (metadata output {key!r}); {fix}"
+                )
+            if list(detail["shape"]) != list(spec.shape):
+                raise ModelFileError(
+                    f"{path}: output {key!r} shape {list(detail['shape'])} != metadata "
+                    f"{spec.shape}; {fix}"
+                )
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Run on one RGB uint8 image of the input size; float32 outputs by logical name.
+
+        Args:
+            image: uint8 (H, W, 3), H x W = `input_size`.
+        Returns:
+            {name: float32 array of the output's shape (batch axis kept)}.
+        """
+        if image.shape[:2] != self.input_size:
+            raise ValueError(f"image is {image.shape[:2]}, the model expects {self.input_size}")
+        buffer = self._input_buffer
+        if self._input_dtype == np.uint8 and self._input_quant is None:
+            buffer[0] = image
+        elif self._input_quant is not None:
+            scale, zero = self._input_quant
+            pixels = image.astype(np.float32)
+            if self._mean is not None:
+                pixels = (pixels - self._mean) / self._std
+            info = np.iinfo(self._input_dtype)
+            buffer[0] = np.clip(np.round(pixels / scale + zero), info.min, info.max)
+        else:
+            pixels = image.astype(np.float32)
+            if self._mean is not None:
+                pixels = (pixels - self._mean) / self._std
+            buffer[0] = pixels
+        self.interpreter.set_tensor(self._input_index, buffer)
+        self.interpreter.invoke()
+        outputs = {}
+        for key, (index, quant) in self._outputs.items():
+            raw = self.interpreter.get_tensor(index)
+            if quant is not None:
+                scale, zero = quant
+                outputs[key] = (raw.astype(np.float32) - zero) * scale
+            else:
+                outputs[key] = raw.astype(np.float32, copy=False)
+        return outputs

@@ -1,0 +1,1 @@
+"""Subcommands of `handpose` that belong to the training side."""

@@ -1,0 +1,1 @@
+"""Datasets: the sample type, the synthetic renderer, loaders for real datasets, augmentation."""

@@ -1,0 +1,109 @@
+"""The product's ground: command line, runtime without TensorFlow, Actcast files, README vs CI."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from handpose.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_installed_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: handpose" in out
+    import importlib.util
+
+    for name, (module, _) in COMMANDS.items():
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            present = False
+        assert (re.search(rf"^\s+{name}\s", out, re.M) is not None) == present, name
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["no-such-command"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "handpose.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("handpose ")
+
+
+BLOCK_TF = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', 'torch'):
+            raise ImportError('blocked in this test: ' + name)
+sys.meta_path.insert(0, Block())
+import pkgutil, importlib, handpose
+names = [m.name for m in pkgutil.walk_packages(handpose.__path__, 'handpose.')]
+for name in names:
+    importlib.import_module(name)
+print(len(names), 'modules')
+"""
+
+
+def test_runtime_imports_without_tensorflow():
+    """Every module of the runtime package imports with TensorFlow and Keras made unimportable."""
+    done = subprocess.run([sys.executable, "-c", BLOCK_TF], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[0]) >= 5
+
+
+def test_actdk_files_are_consistent():
+    files = json.loads((ROOT / ".actdk/files.json").read_text())
+    for key in ("main", "healthchecker"):
+        path = ROOT / files[key]
+        assert path.is_file() and os.access(path, os.X_OK), path
+    assert (ROOT / files["act_setting"]).is_file()
+    setting = json.loads((ROOT / ".actdk/setting.json").read_text())
+    deps = json.loads((ROOT / ".actdk/dependencies.json").read_text())
+    assert set(setting["target_types"]) == {"raspberrypi-bullseye", "raspberrypi-bookworm"}
+    assert set(deps) == set(setting["target_types"])
+    for target in setting["target_types"]:
+        manifest = json.loads((ROOT / "manifesto" / f"{target.split('-')[1]}.json").read_text())
+        assert manifest["target_type"] == target
+        assert {d["type"] for d in manifest["devices"]} >= {"camera", "videocore"}
+    for name in ("setting_schema.json", "act_settings.json", "data_schema.json"):
+        json.loads((ROOT / name).read_text())
+
+
+def _health(env_path: Path) -> int:
+    env = {**os.environ, "HANDPOSE_HEARTBEAT": str(env_path)}
+    return subprocess.run([str(ROOT / "app/healthchecker")], env=env).returncode
+
+
+def test_healthchecker_follows_the_heartbeat(tmp_path):
+    beat = tmp_path / "heartbeat"
+    assert _health(beat) != 0  # never beaten
+    beat.touch()
+    assert _health(beat) == 0  # fresh
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+    assert _health(beat) != 0  # stale: more than a minute old
+
+
+def test_ci_runs_the_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci/run").read_text()
+    assert 'pip install --quiet -e ".[train,dev]"' in ci
+    assert 'pip install -e ".[train,dev]"' in readme
+    assert "python -m pytest" in readme and "python -m pytest" in ci
