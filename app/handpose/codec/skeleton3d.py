@@ -1,0 +1,77 @@
+"""3D hand skeleton from bone directions and back, and left/right mirroring (pure numpy).
+
+Bones follow `handpose.skeleton.EDGES`: bone e goes from PARENTS[e + 1] to keypoint e + 1.
+Directions are unit 3D vectors (x, y, z) in the camera frame (x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handpose.skeleton import BONE_LENGTHS_MM, EDGES, NUM_BONES, NUM_KEYPOINTS
+
+
+def normalize(vectors: np.ndarray, eps: float = 1e-9) -> np.ndarray:
+    """Vectors (..., 3) scaled to unit length; (near-)zero vectors stay zero."""
+    v = np.asarray(vectors, np.float64)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.where(norm > eps, v / np.maximum(norm, eps), 0.0)
+
+
+def joints_from_directions(
+    directions: np.ndarray, bone_lengths: np.ndarray | None = None
+) -> np.ndarray:
+    """Wrist-relative 3D joints float32 (21, 3) in mm from 20 bone directions.
+
+    joint[0] = 0; joint[child_e] = joint[parent_e] + length_e * d_e / |d_e| for e in EDGES order
+    (parents come before children). A zero direction puts the child on its parent.
+
+    Args:
+        directions: (20, 3) bone directions (any length).
+        bone_lengths: (20,) mm, default `handpose.skeleton.BONE_LENGTHS_MM`.
+    """
+    d = normalize(np.asarray(directions, np.float64).reshape(NUM_BONES, 3))
+    lengths = np.asarray(BONE_LENGTHS_MM if bone_lengths is None else bone_lengths, np.float64)
+    if lengths.shape != (NUM_BONES,):
+        raise ValueError(f"bone_lengths must have shape ({NUM_BONES},), got {lengths.shape}")
+    joints = np.zeros((NUM_KEYPOINTS, 3))
+    for e, (parent, child) in enumerate(EDGES):
+        joints[child] = joints[parent] + lengths[e] * d[e]
+    return joints.astype(np.float32)
+
+
+def bone_directions(joints_3d: np.ndarray) -> np.ndarray:
+    """Unit bone directions float32 (20, 3) (or (..., 20, 3)) from joints (..., 21, 3).
+
+    d_e = (joint[child] - joint[parent]) / |...|; zero-length bones give a zero vector.
+    """
+    j = np.asarray(joints_3d, np.float64)
+    parents = np.array([p for p, _ in EDGES])
+    children = np.array([c for _, c in EDGES])
+    return normalize(j[..., children, :] - j[..., parents, :]).astype(np.float32)
+
+
+def bone_lengths(joints_3d: np.ndarray) -> np.ndarray:
+    """Bone lengths (..., 20) of joints (..., 21, 3)."""
+    j = np.asarray(joints_3d, np.float64)
+    parents = np.array([p for p, _ in EDGES])
+    children = np.array([c for _, c in EDGES])
+    return np.linalg.norm(j[..., children, :] - j[..., parents, :], axis=-1)
+
+
+def mirror_x_3d(points: np.ndarray) -> np.ndarray:
+    """3D points or directions (..., 3) mirrored left<->right: (x, y, z) -> (-x, y, z).
+
+    Camera-frame mirror of a hand whose image was flipped horizontally (a left hand seen as a
+    right hand and back). The keypoint order does not change (MIRROR_PERMUTATION is identity).
+    """
+    p = np.array(points, copy=True)
+    p[..., 0] = -p[..., 0]
+    return p
+
+
+def mirror_x_2d(points: np.ndarray, width: float) -> np.ndarray:
+    """2D points (..., 2) in an image of `width` px after a horizontal flip: x -> width - x."""
+    p = np.array(points, copy=True)
+    p[..., 0] = width - p[..., 0]
+    return p
