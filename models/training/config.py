@@ -1,0 +1,126 @@
+"""Training configuration: TOML files (tomllib) merged over defaults, validated once.
+
+A config file has four tables (every key optional, defaults below):
+
+    task = "detector"                 # or "pose"
+    [data]   train = "synthetic"      # any loader spec of models.data.spec (`+`, weights ...)
+             val = "synthetic"        # validation spec (its "val" split)
+             cache = 512              # keep up to this many decoded training samples in memory
+             occluded = "train"       # pose: also train keypoints labelled occluded (their
+                                      # positions are exact in rendered data); "ignore" for
+                                      # sources whose occluded keypoints have no position
+    [model]  width = 0.35; input_size = 224; classes = ["left", "right"]; padding = "keras"
+             head_bn = false          # detector: the seed's head layout (for imported weights)
+             smin = 0.025             # detector: smallest default box side / input side (seed)
+             backbone_weights = ""    # optional local .keras / .npz file (layers by name)
+    [train]  batch = 16; steps = 4000; lr = 1e-3; schedule = "cosine" | "constant"
+             warmup = 100; weight_decay = 0.0; val_every = 500; val_samples = 200; seed = 0
+             log_every = 10
+             match_iou = 0.5          # detector: IoU for a default box to be a positive
+    [augment] flip = true; rotate_deg = 30; scale = [1.0, 1.5]; shift = 0.15
+              color = 0.2              # brightness/contrast/saturation jitter amplitude
+              crop_scale = [0.85, 1.3]  # pose: side = max(box w, h) * 1.2 (app) * U(crop_scale)
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from handpose.errors import HandposeError
+
+TASKS: tuple[str, ...] = ("detector", "pose")
+
+DEFAULTS: dict[str, Any] = {
+    "task": "detector",
+    "data": {"train": "synthetic", "val": "synthetic", "cache": 512, "occluded": "train"},
+    "model": {
+        "width": 0.35,
+        "input_size": 224,
+        "classes": ["left", "right"],
+        "padding": "keras",
+        "head_bn": False,
+        "smin": 0.025,
+        "backbone_weights": "",
+    },
+    "train": {
+        "batch": 16,
+        "steps": 4000,
+        "lr": 1e-3,
+        "schedule": "cosine",
+        "warmup": 100,
+        "weight_decay": 0.0,
+        "val_every": 500,
+        "val_samples": 200,
+        "seed": 0,
+        "log_every": 10,
+        "match_iou": 0.5,
+    },
+    "augment": {
+        "flip": True,
+        "rotate_deg": 30.0,
+        "scale": [1.0, 1.5],
+        "shift": 0.15,
+        "color": 0.2,
+        "crop_scale": [0.85, 1.3],
+    },
+}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise HandposeError(f"{where}: unknown key {key!r} (known: {', '.join(base)})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise HandposeError(f"{where}: [{key}] must be a table")
+            out[key] = _merge(base[key], value, f"{where} [{key}]")
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """Defaults merged with `raw`, checked; raises HandposeError naming the bad key."""
+    task = raw.get("task", DEFAULTS["task"])
+    defaults = copy.deepcopy(DEFAULTS)
+    if task == "pose":
+        defaults["model"]["classes"] = ["right"]
+        defaults["augment"]["rotate_deg"] = 90.0
+    config = _merge(defaults, raw, where)
+    if config["task"] not in TASKS:
+        raise HandposeError(f"{where}: task must be one of {TASKS}, got {config['task']!r}")
+    model, train = config["model"], config["train"]
+    if model["padding"] not in ("keras", "symmetric"):
+        raise HandposeError(f"{where}: model.padding must be 'keras' or 'symmetric'")
+    if not 0.1 <= float(model["width"]) <= 2.0:
+        raise HandposeError(f"{where}: model.width {model['width']} is outside 0.1..2.0")
+    if int(model["input_size"]) < 64 or int(model["input_size"]) % 32:
+        raise HandposeError(f"{where}: model.input_size must be a multiple of 32, at least 64")
+    for key in ("batch", "steps", "val_every", "val_samples", "log_every"):
+        if int(train[key]) < 1:
+            raise HandposeError(f"{where}: train.{key} must be >= 1, got {train[key]}")
+    if config["data"]["occluded"] not in ("train", "ignore"):
+        raise HandposeError(f"{where}: data.occluded must be 'train' or 'ignore'")
+    if train["schedule"] not in ("cosine", "constant"):
+        raise HandposeError(f"{where}: train.schedule must be 'cosine' or 'constant'")
+    return config
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a TOML config file, apply `overrides` ({"train": {"steps": 10}}), resolve."""
+    path = Path(path)
+    if not path.is_file():
+        raise HandposeError(
+            f"config file {path} does not exist (examples: models/configs/detector.toml)"
+        )
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise HandposeError(f"config file {path} is not valid TOML: {error}") from error
+    for table, values in (overrides or {}).items():
+        raw.setdefault(table, {}).update(values)
+    return resolve_config(raw, str(path))

@@ -1,0 +1,106 @@
+"""The run folder a training run writes, and `load_run` to rebuild its network.
+
+RUN_DIR/
+  config.json                  the full resolved config + "command" (the command line)
+  checkpoints/last.weights.h5  weights after the latest completed step
+  checkpoints/last.optimizer.npz  optimizer variables (Adam moments, iteration count)
+  checkpoints/best.weights.h5  weights at the best validation metric
+  state.json                   {"step", "best_metric", "best_step", "metric", "time_s"}
+  metrics.csv / metrics.json   one row per validation (step 0 = untrained network)
+  losses.csv                   training loss terms every `log_every` steps
+  loss.png                     loss curves + validation metric; pck.png (pose)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from handpose.errors import HandposeError
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+BEST_WEIGHTS = "checkpoints/best.weights.h5"
+LAST_WEIGHTS = "checkpoints/last.weights.h5"
+LAST_OPTIMIZER = "checkpoints/last.optimizer.npz"
+
+
+def build_model(config: dict[str, Any]) -> keras.Model:
+    """The network a resolved config describes (no weights loaded from the run)."""
+    from models.networks.detector import build_detector
+    from models.networks.pose import build_pose
+
+    model = config["model"]
+    weights = model.get("backbone_weights") or None
+    if config["task"] == "detector":
+        return build_detector(
+            width=float(model["width"]),
+            input_size=int(model["input_size"]),
+            classes=tuple(model["classes"]),
+            padding=model["padding"],
+            backbone_weights=weights,
+            head_bn=bool(model.get("head_bn", False)),
+        )
+    return build_pose(
+        width=float(model["width"]),
+        input_size=int(model["input_size"]),
+        padding=model["padding"],
+        backbone_weights=weights,
+    )
+
+
+def default_box_config(config: dict[str, Any]) -> Any:
+    """The detector's `handpose.codec.boxes.DefaultBoxConfig` for a resolved config.
+
+    input_size and smin from config["model"], grids from the network (`source_grids`); the
+    conversion writes `.to_dict()` of it into the model metadata.
+    """
+    from handpose.codec.boxes import DefaultBoxConfig
+    from models.networks.detector import source_grids
+
+    size = int(config["model"]["input_size"])
+    return DefaultBoxConfig(
+        input_size=size,
+        grids=tuple(source_grids(size)),
+        smin=float(config["model"].get("smin", 0.025)),
+    )
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise HandposeError(
+            f"{run_dir} is not a training run folder (no {CONFIG_FILE}); "
+            "train one with `handpose train detector|pose --config FILE --out RUN_DIR`"
+        )
+    return json.loads(path.read_text())
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[keras.Model, dict[str, Any]]:
+    """Rebuild the network of a run folder and load its weights.
+
+    Args:
+        run_dir: folder written by `handpose train`.
+        which: "best" (falls back to "last" when there is no best) or "last".
+    Returns: (keras.Model with weights, resolved config dict; config["task"] is
+    "detector" or "pose", config["model"] has width, input_size, classes, padding).
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    candidates = [BEST_WEIGHTS, LAST_WEIGHTS] if which == "best" else [LAST_WEIGHTS]
+    for name in candidates:
+        path = run_dir / name
+        if path.is_file():
+            config = dict(config)
+            config["model"] = dict(config["model"], backbone_weights="")
+            model = build_model(config)
+            model.load_weights(path)
+            return model, config
+    raise HandposeError(
+        f"{run_dir} has no checkpoint ({' or '.join(candidates)}); "
+        f"train with `handpose train {config.get('task', 'detector')} "
+        f"--config FILE --out {run_dir}`"
+    )
