@@ -1,0 +1,137 @@
+"""`handpose convert keras`: training run folders -> app model folders, one per precision.
+
+    handpose convert keras --detector RUN_DIR --pose RUN_DIR --out DIR \
+        --precision int8 fp16 fp32 [--calibration SPEC --samples N]
+
+writes
+
+    DIR/int8/detector.tflite  DIR/int8/detector.json  DIR/int8/pose.tflite  DIR/int8/pose.json
+    DIR/fp16/...              DIR/fp32/...
+
+so each precision folder is what the app loads (`--models DIR/int8`). The int8 calibration set
+is `--samples` images of the "train" split of `--calibration` (default: the run's data.train
+spec), pre-processed like training validation (`conversion.calibration`), so the held-out "val"
+split that `handpose convert verify` scores stays unseen by the calibration too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from handpose.errors import HandposeError
+from handpose.metadata import PRECISIONS, ModelMetadata
+
+log = logging.getLogger(__name__)
+
+TASKS = ("detector", "pose")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", metavar="RUN_DIR", help="detector training run folder")
+    parser.add_argument("--pose", metavar="RUN_DIR", help="pose training run folder")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=list(PRECISIONS),
+        help="precisions to write, one folder each (default: all three)",
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="SPEC",
+        help="dataset spec of the int8 calibration images (default: the run's data.train)",
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        help="split of --calibration to calibrate on (default train; verify uses val)",
+    )
+    parser.add_argument("--samples", type=int, default=200, help="calibration images (default 200)")
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), default="best", help="which weights (best)"
+    )
+
+
+def convert_run(
+    run_dir: str | Path,
+    task: str,
+    out_dir: str | Path,
+    precisions: list[str],
+    calibration: str | None = None,
+    samples: int = 200,
+    split: str = "train",
+    which: str = "best",
+) -> list[ModelMetadata]:
+    """Convert one training run to every precision; returns the saved metadata per precision."""
+    from conversion.calibration import representative_images
+    from conversion.macs import count_macs
+    from conversion.metadata_writer import build_metadata, save_checked
+    from conversion.tflite_export import export_tflite
+    from models.training.run import load_run
+
+    model, config = load_run(run_dir, which)
+    if config.get("task") != task:
+        raise HandposeError(
+            f"--{task} {run_dir}: the run trained a {config.get('task')!r} network, not a {task}"
+        )
+    size = int(config["model"]["input_size"])
+    images: list[Any] = []
+    calib: dict[str, Any] | None = None
+    if "int8" in precisions:
+        spec = calibration or config["data"]["train"]
+        seed = int(config.get("train", {}).get("seed", 0))
+        images = representative_images(
+            spec, task, size, samples, config["model"].get("classes", ()), split, seed
+        )
+        calib = {
+            "spec": spec,
+            "split": split,
+            "seed": seed,
+            "samples": len(images),
+            "preprocessing": "models.training.pipeline validation examples (augment off)",
+        }
+        log.info("%s: %d calibration images from %s (%s split)", task, len(images), spec, split)
+    macs, params = count_macs(model), int(model.count_params())
+    saved = []
+    for precision in precisions:
+        folder = Path(out_dir) / precision
+        exported = export_tflite(model, folder / f"{task}.tflite", precision, images or None)
+        meta = build_metadata(
+            exported,
+            task,
+            config,
+            run_dir=run_dir,
+            macs=macs,
+            params=params,
+            calibration=calib if precision == "int8" else None,
+        )
+        meta.training["checkpoint"] = which
+        saved.append(save_checked(meta, folder / f"{task}.json"))
+        print(
+            f"{folder / (task + '.tflite')}: {precision}, {exported.size} bytes, "
+            f"{macs / 1e6:.1f} M MACs, probe error "
+            + ", ".join(f"{k} {v:.2g}" for k, v in exported.probe_error.items())
+        )
+    return saved
+
+
+def main(args: argparse.Namespace) -> int:
+    runs = {task: getattr(args, task) for task in TASKS if getattr(args, task)}
+    if not runs:
+        raise HandposeError("convert keras: pass --detector RUN_DIR and/or --pose RUN_DIR")
+    for task, run_dir in runs.items():
+        convert_run(
+            run_dir,
+            task,
+            args.out,
+            list(dict.fromkeys(args.precision)),
+            args.calibration,
+            args.samples,
+            args.split,
+            args.checkpoint,
+        )
+    return 0
