@@ -1,0 +1,74 @@
+"""Pose stage: crop -> Hand with 21 keypoints in frame pixels and 3D joints.
+
+The pose network outputs `pose` (Gh, Gw, 6K) after sigmoid and `vect` (Gh, Gw, 3E) after tanh;
+`handpose.codec.ppn.decode` turns them into keypoints in crop pixels, their scores and 20 bone
+directions. Keypoints map back to the frame with the inverse crop affine, p_frame = A^-1 p_crop,
+which also undoes the mirror of a left-hand crop. The 3D joints (wrist-relative, mm) are built from
+the bone directions; for a mirrored crop x is negated (x -> -x) to undo the mirror.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handpose import geometry
+from handpose.codec import ppn, skeleton3d
+from handpose.errors import ModelFileError
+from handpose.hand import Hand
+from handpose.pipeline.crop import Crop
+from handpose.runner import ModelRunner
+
+
+class PoseEstimator:
+    """Runs the pose network on crops.
+
+    Args:
+        runner: the pose model's `ModelRunner`.
+    """
+
+    def __init__(self, runner: ModelRunner) -> None:
+        self.runner = runner
+        try:
+            self.config = ppn.PPNConfig.from_metadata(runner.metadata)
+        except (ValueError, TypeError) as error:
+            raise ModelFileError(
+                f"{runner.metadata.path}: pose grid/keypoints do not fit the model ({error}); "
+                "re-create it with `handpose convert`"
+            ) from None
+        self.size = int(runner.input_size[0])
+
+    def estimate(self, crop: Crop) -> Hand:
+        """The crop's hand with keypoints (frame px), keypoint scores and joints_3d (mm)."""
+        return self.decode(self.runner.run(crop.image), crop)
+
+    def decode(self, outputs: dict[str, np.ndarray], crop: Crop) -> Hand:
+        """The crop's hand from the pose network's outputs.
+
+        Args:
+            outputs: {"pose": (1, Gh, Gw, 6K) after sigmoid, "vect": (1, Gh, Gw, 3E) after tanh}.
+            crop: the crop they were computed on (its affine maps the keypoints back).
+        """
+        keypoints, scores, directions = ppn.decode(
+            outputs["pose"][0], outputs["vect"][0], self.config
+        )
+        joints = np.asarray(skeleton3d.joints_from_directions(directions), np.float32)
+        if crop.mirrored:
+            joints = skeleton3d.mirror_x_3d(joints)
+        inverse = geometry.invert_affine(crop.affine)
+        points = geometry.apply_affine(np.asarray(keypoints, np.float64), inverse)
+        return crop.hand.replace(
+            keypoints=points, keypoint_scores=np.asarray(scores), joints_3d=joints
+        )
+
+    def __call__(self, crops: list[Crop]) -> list[Hand]:
+        return [self.estimate(crop) for crop in crops]
+
+
+_SWAP = {"left": "right", "right": "left", "hand": "hand"}
+
+
+def swap_handedness(hands: list[Hand], swap: bool) -> list[Hand]:
+    """Hands with left/right swapped when the processed image is a mirror of reality."""
+    if not swap:
+        return hands
+    return [hand.replace(handedness=_SWAP[hand.handedness]) for hand in hands]
