@@ -3,6 +3,7 @@
     handpose convert keras  --detector RUN --pose RUN --out DIR [--precision ...]  (keras_convert)
     handpose convert verify DIR --data SPEC [--samples N]                          (verify)
     handpose convert bench  DIR [--threads 1 2 4] [--runs N]                       (bench)
+    handpose convert chainer --detector DIR --pose DIR --out DIR [--precision ...] (chainer_import)
 
 Importers of other model sources (`chainer`, `mediapipe`) register here by adding a line to
 `ACTIONS`; an action whose module is not installed is not listed.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,45 +57,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def convert_run(
-    run_dir: str | Path,
+def convert_model(
+    model: Any,
     task: str,
+    config: dict[str, Any],
     out_dir: str | Path,
     precisions: list[str],
     calibration: str | None = None,
     samples: int = 200,
     split: str = "train",
-    which: str = "best",
+    run_dir: str | Path | None = None,
+    adjust: Callable[[ModelMetadata], None] | None = None,
 ) -> list[ModelMetadata]:
-    """Convert one training run to every precision; returns the saved metadata per precision."""
+    """Write a Keras network as `out_dir/<precision>/<task>.{tflite,json}` for each precision.
+
+    Args:
+        model: the float network, input (B, S, S, 3) float RGB 0..255.
+        task: "detector" or "pose".
+        config: resolved-config-like dict stored in the metadata (`task`; `model` with width,
+            input_size, padding and the detector's classes; `data`, `command`, `train.seed`).
+        calibration: dataset spec of the int8 calibration images (required for int8).
+        samples, split: how many calibration images, from which split of `calibration`.
+        run_dir: the training run folder, stored for `convert verify` (None: not from a run).
+        adjust: called on each metadata before it is saved and checked (extra fields).
+    Returns: the saved metadata per precision.
+    """
     from conversion.calibration import representative_images
     from conversion.macs import count_macs
     from conversion.metadata_writer import build_metadata, save_checked
     from conversion.tflite_export import export_tflite
-    from models.training.run import load_run
 
-    model, config = load_run(run_dir, which)
-    if config.get("task") != task:
-        raise HandposeError(
-            f"--{task} {run_dir}: the run trained a {config.get('task')!r} network, not a {task}"
-        )
     size = int(config["model"]["input_size"])
     images: list[Any] = []
     calib: dict[str, Any] | None = None
     if "int8" in precisions:
-        spec = calibration or config["data"]["train"]
+        if not calibration:
+            raise HandposeError(
+                f"{task}: int8 needs calibration images: pass --calibration SPEC (a dataset "
+                "spec such as `synthetic`)"
+            )
         seed = int(config.get("train", {}).get("seed", 0))
         images = representative_images(
-            spec, task, size, samples, config["model"].get("classes", ()), split, seed
+            calibration, task, size, samples, config["model"].get("classes", ()), split, seed
         )
         calib = {
-            "spec": spec,
+            "spec": calibration,
             "split": split,
             "seed": seed,
             "samples": len(images),
             "preprocessing": "models.training.pipeline validation examples (augment off)",
         }
-        log.info("%s: %d calibration images from %s (%s split)", task, len(images), spec, split)
+        log.info(
+            "%s: %d calibration images from %s (%s split)", task, len(images), calibration, split
+        )
     macs, params = count_macs(model), int(model.count_params())
     saved = []
     for precision in precisions:
@@ -109,7 +124,8 @@ def convert_run(
             params=params,
             calibration=calib if precision == "int8" else None,
         )
-        meta.training["checkpoint"] = which
+        if adjust is not None:
+            adjust(meta)
         saved.append(save_checked(meta, folder / f"{task}.json"))
         print(
             f"{folder / (task + '.tflite')}: {precision}, {exported.size} bytes, "
@@ -117,6 +133,45 @@ def convert_run(
             + ", ".join(f"{k} {v:.2g}" for k, v in exported.probe_error.items())
         )
     return saved
+
+
+def convert_run(
+    run_dir: str | Path,
+    task: str,
+    out_dir: str | Path,
+    precisions: list[str],
+    calibration: str | None = None,
+    samples: int = 200,
+    split: str = "train",
+    which: str = "best",
+) -> list[ModelMetadata]:
+    """Convert one training run to every precision; returns the saved metadata per precision.
+
+    The int8 calibration spec defaults to the run's data.train.
+    """
+    from models.training.run import load_run
+
+    model, config = load_run(run_dir, which)
+    if config.get("task") != task:
+        raise HandposeError(
+            f"--{task} {run_dir}: the run trained a {config.get('task')!r} network, not a {task}"
+        )
+
+    def mark_checkpoint(meta: ModelMetadata) -> None:
+        meta.training["checkpoint"] = which
+
+    return convert_model(
+        model,
+        task,
+        config,
+        out_dir,
+        precisions,
+        calibration or config.get("data", {}).get("train"),
+        samples,
+        split,
+        run_dir=run_dir,
+        adjust=mark_checkpoint,
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 For every model in DIR (`DIR/{int8,fp16,fp32}/{detector,pose}.json`, see `conversion.bench`)
 the float network is rebuilt from the training run named in its metadata
-(`training.run_dir`, `models.training.run.load_run`) and both run on the same held-out inputs,
+(`training.run_dir`, `models.training.run.load_run`; a `handpose convert chainer` import is
+imported again from its `training.source` checkpoint) and both run on the same held-out inputs,
 built like training validation (`conversion.calibration`: detector = centre square resized to
 S, pose = 1.25 x hand box crop, left hands mirrored) from the "test" split of `--data` (neither
 trained on, nor used to pick the checkpoint, nor used for calibration). Per model and precision:
@@ -39,9 +40,21 @@ METRIC = {"detector": "AP@0.5", "pose": "PCK@0.2"}
 
 
 def _float_model(meta: ModelMetadata, cache: dict[str, Any]) -> Any:
-    """The float Keras network of `meta.training.run_dir` with the converted checkpoint."""
+    """The float Keras network of `meta.training.run_dir` with the converted checkpoint.
+
+    Networks imported by `handpose convert chainer` are imported again from the checkpoint
+    named by `meta.training.source`.
+    """
     from models.training.run import load_run
 
+    source = meta.training.get("source") or {}
+    if source.get("format") == "chainer-hand-pose":
+        from conversion.chainer_import import import_network
+
+        checkpoint = str(source.get("checkpoint", ""))
+        if (checkpoint, meta.task) not in cache:
+            cache[checkpoint, meta.task] = import_network(Path(checkpoint), meta.task)[0]
+        return cache[checkpoint, meta.task]
     run_dir = meta.training.get("run_dir", "")
     if not run_dir:
         raise HandposeError(

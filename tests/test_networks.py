@@ -5,7 +5,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from models.networks.detector import build_detector, num_boxes, source_grids  # noqa: E402
+from models.networks.detector import (  # noqa: E402
+    build_detector,
+    extra_channels,
+    num_boxes,
+    source_grids,
+)
 from models.networks.mobilenetv2 import channels  # noqa: E402
 from models.networks.pose import build_pose, pose_grid  # noqa: E402
 from models.networks.weights import load_weights_by_name, save_weights_npz  # noqa: E402
@@ -13,6 +18,9 @@ from models.networks.weights import load_weights_by_name, save_weights_npz  # no
 
 def test_channel_rule_and_grids():
     assert channels(16, 0.35) == 8 and channels(32, 0.5) == 16 and channels(320, 1.0) == 320
+    assert extra_channels(128, 0.35) == (22, 44) and extra_channels(128, 0.1) == (8, 16)
+    # the seed's detector: plain int(d * width) (min_channels=1)
+    assert channels(16, 0.25, 1) == 4 and extra_channels(128, 0.1, 1) == (6, 12)
     assert source_grids(224) == [28, 14, 7, 4, 2, 1]
     assert source_grids(256) == [32, 16, 8, 4, 2, 1]
     assert num_boxes(224) == 2 * (784 + 196 + 49 + 16 + 4 + 1)

@@ -10,8 +10,12 @@ Six source maps (strides 8, 16, 32, 64, 128, 256; grids 28, 14, 7, 4, 2, 1 at S 
     1: conv14's 576-channel expansion (ReLU6 output, inside the first 160-channel block)
     2: conv18, the final 1x1 conv to 1280 channels
     3, 4, 5: extra blocks conv19, conv20, conv22 (1x1 conv to c/2 -> 3x3 depthwise stride 2 ->
-       1x1 conv to c, ReLU6 each; c = 512, 256, 128 times width, at least 16). The names follow
-       the seed, where conv22 is applied to conv20 (its conv21 fed nothing).
+       1x1 conv to c, ReLU6 each; c = max(int(base * width), 2 * min_channels) for base 512,
+       256, 128, c/2 = max(c // 2, min_channels)). The names follow the seed, where conv22 is
+       applied to conv20 (its conv21 fed nothing).
+Channels: the backbone rule max(int(d * width), min_channels) (`mobilenetv2.channels`), conv18
+has `top_channels`; `min_channels=1` and `top_channels=int(1280 * width)` give the seed's
+detector exactly (its rule was int(d * width) everywhere, see conversion.chainer_import).
 Heads per source map i: `loc{i}` and `conf{i}`, each a 3x3 depthwise conv + BN + ReLU6 then a 1x1
 conv with bias (`head_bn=True`: without bias + BN, the seed's layout; an importer can also fold
 the seed's BN into the bias): 4 values per default box for locations, C + 1 class logits per box
@@ -50,8 +54,20 @@ def num_boxes(input_size: int) -> int:
     return BOXES_PER_CELL * sum(g * g for g in source_grids(input_size))
 
 
-def _extra_block(x: keras.KerasTensor, name: str, out: int, padding: str) -> keras.KerasTensor:
-    x = conv_bn(x, max(out // 2, 8), 1, 1, f"{name}_conv1", padding)
+def extra_channels(base: int, width: float, min_channels: int = 8) -> tuple[int, int]:
+    """(c/2, c) of an extra block with `base` output channels at width 1.
+
+    c = max(int(base * width), 2 * min_channels), c/2 = max(c // 2, min_channels); with
+    min_channels=1 this is the seed's (int(base / 2 * width), int(base * width)).
+    """
+    out = max(int(base * width), 2 * min_channels)
+    return max(out // 2, min_channels), out
+
+
+def _extra_block(
+    x: keras.KerasTensor, name: str, mid: int, out: int, padding: str
+) -> keras.KerasTensor:
+    x = conv_bn(x, mid, 1, 1, f"{name}_conv1", padding)
     x = conv_bn(x, 0, 3, 2, f"{name}_depthwise", padding, depthwise=True)
     return conv_bn(x, out, 1, 1, f"{name}_pointwise", padding)
 
@@ -98,6 +114,8 @@ def build_detector(
     normalize: bool = True,
     backbone_weights: str | Path | None = None,
     head_bn: bool = False,
+    min_channels: int = 8,
+    top_channels: int = 1280,
 ) -> keras.Model:
     """SSDLite MobileNetV2 detector (see module docstring for inputs and outputs).
 
@@ -112,18 +130,28 @@ def build_detector(
         head_bn: the seed's head layout (1x1 conv without bias + BN) for importing its weights;
             the default is a 1x1 conv with bias (the score bias starts at p(background) ~ 0.98),
             which trains much faster (a BN on the logits re-normalises them every batch).
+        min_channels: floor of the channel rule (8; 1 reproduces the seed's int(d * width)).
+        top_channels: channels of conv18, the third source map (the seed: int(1280 * width)).
     """
     classes = tuple(classes)
     if not classes:
         raise ValueError("classes must name at least one foreground class")
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, -1.0, name="normalize")(inputs) if normalize else inputs
-    feats = mobilenetv2_features(x, width, padding, include_top_conv=True, stem_channels=32)
+    feats = mobilenetv2_features(
+        x,
+        width,
+        padding,
+        include_top_conv=True,
+        stem_channels=32,
+        top_channels=top_channels,
+        min_channels=min_channels,
+    )
     assert feats.top is not None
     sources = [feats.stride8, feats.expand14, feats.top]
     x = feats.top
-    for name, out in EXTRA_CHANNELS:
-        x = _extra_block(x, name, max(int(out * width), 16), padding)
+    for name, base in EXTRA_CHANNELS:
+        x = _extra_block(x, name, *extra_channels(base, width, min_channels), padding)
         sources.append(x)
     locs = [_head(s, f"loc{i}", 4, padding, head_bn) for i, s in enumerate(sources)]
     confs = [

@@ -15,8 +15,9 @@ Blocks conv1..conv17 follow the MobileNetV2 table (t = expansion, c = channels, 
     conv1 t1 c16 s1 | conv2-3 t6 c24 s2 | conv4-6 t6 c32 s2 | conv7-10 t6 c64 s2 |
     conv11-13 t6 c96 s1 | conv14-16 t6 c160 s2 | conv17 t6 c320 s1
 
-Channel rule: `channels(d, width) = max(int(d * width), 8)` (the seed's rule), the stem keeps
-32 channels for every width when `stem_channels=32` is passed (the seed's detector did so).
+Channel rule: `channels(d, width) = max(int(d * width), 8)` (the seed's pose network's rule;
+its detector used plain `int(d * width)`, `min_channels=1`), the stem keeps 32 channels for
+every width when `stem_channels=32` is passed (the seed's detector did so).
 Activations are ReLU6, batch normalisation uses epsilon 1e-3, no convolution has a bias.
 
 Padding: "keras" uses `padding="same"` everywhere (TensorFlow pads stride-2 convolutions on the
@@ -58,9 +59,9 @@ BLOCKS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def channels(base: int, width: float) -> int:
-    """Channels of a layer with `base` channels at width 1: max(int(base * width), 8)."""
-    return max(int(base * width), 8)
+def channels(base: int, width: float, min_channels: int = 8) -> int:
+    """Channels of a layer with `base` channels at width 1: max(int(base * width), min_channels)."""
+    return max(int(base * width), min_channels)
 
 
 def check_padding(padding: str) -> None:
@@ -147,6 +148,7 @@ def mobilenetv2_features(
     include_top_conv: bool = True,
     stem_channels: int | None = None,
     top_channels: int = 1280,
+    min_channels: int = 8,
 ) -> BackboneOutputs:
     """Build the backbone on `inputs` (B, H, W, 3), already normalised.
 
@@ -155,16 +157,17 @@ def mobilenetv2_features(
         padding: "keras" or "symmetric" (see module docstring).
         include_top_conv: add conv18, the 1x1 conv to `top_channels` (the detector's third
             source map); the pose network stops at conv17 (320 * width channels).
-        stem_channels: channels of conv0 (default `channels(32, width)`).
+        stem_channels: channels of conv0 (default `channels(32, width, min_channels)`).
         top_channels: channels of conv18 (1280 like keras.applications for width <= 1).
+        min_channels: floor of the channel rule (8; the seed's detector: 1, i.e. int(d * width)).
     """
     check_padding(padding)
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
-    x = conv_bn(inputs, stem_channels or channels(32, width), 3, 2, "conv0", padding)
+    x = conv_bn(inputs, stem_channels or channels(32, width, min_channels), 3, 2, "conv0", padding)
     stride8 = expand14 = None
     for index, (t, c, s) in enumerate(BLOCKS, start=1):
-        x, expanded = inverted_residual(x, index, t, channels(c, width), s, padding)
+        x, expanded = inverted_residual(x, index, t, channels(c, width, min_channels), s, padding)
         if index == 6:
             stride8 = x
         if index == 14:
