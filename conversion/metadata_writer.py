@@ -105,10 +105,10 @@ def build_metadata(
         },
     )
     if task == "detector":
-        from handpose.codec.boxes import DefaultBoxConfig
-        from models.networks.detector import source_grids
+        from models.training.run import default_box_config
 
-        boxes = DefaultBoxConfig(input_size=size, grids=tuple(source_grids(size)))
+        # the very default boxes training encoded its targets with (smin, variance, grids)
+        boxes = default_box_config({**config, "model": {**model_cfg, "input_size": size}})
         count = int(exported.outputs["locations"].shape[1])
         if boxes.num_boxes != count:
             raise ModelFileError(

@@ -74,7 +74,10 @@ def smooth_images(count: int, seed: int) -> list[np.ndarray]:
 def config_for(task: str) -> dict:
     from models.training.config import resolve_config
 
-    config = resolve_config({"task": task, "model": {"width": 0.35, "input_size": SIZE}})
+    model = {"width": 0.35, "input_size": SIZE}
+    if task == "detector":
+        model["smin"] = 0.06  # not the default: the metadata must carry the trained priors
+    config = resolve_config({"task": task, "model": model})
     return dict(config, command=f"handpose train {task} --config test.toml --out RUN")
 
 
@@ -177,6 +180,7 @@ def test_metadata_round_trips_and_describes_the_model(converted):
     from handpose.codec.boxes import DefaultBoxConfig, default_boxes
 
     boxes = default_boxes(DefaultBoxConfig.from_dict(det.default_boxes))
+    assert det.default_boxes["smin"] == 0.06  # what training encoded with (config_for)
     assert det.outputs["locations"].shape == [1, len(boxes), 4]
     assert det.outputs["scores"].shape == [1, len(boxes), 3]
 
