@@ -139,14 +139,33 @@ def test_decode_fully_overlapping_boxes():
     for i in (a, b):  # both priors decode to exactly the same box
         loc[i] = B.encode(PRIORS[i : i + 1], box, np.array([0]))[0][0]
     logits = np.zeros((2100, 3), np.float32)
-    logits[a, 1], logits[b, 1] = 10.0, 9.0
-    (hand,) = B.decode(loc, logits, PRIORS, ("left", "right"))  # same class: NMS keeps one
-    assert hand.handedness == "left" and hand.score == pytest.approx(B.softmax(logits[a])[1])
-    np.testing.assert_allclose(hand.box, box[0], atol=1e-3)
-    logits[b, 1], logits[b, 2] = 0.0, 9.0  # other class: per-class NMS keeps both
-    hands = B.decode(loc, logits, PRIORS, ("left", "right"))
+    logits[:, 0] = 10.0  # background everywhere else
+    logits[a], logits[b] = (0.0, 10.0, 0.0), (0.0, 9.0, 0.0)
+    for merge in (True, False):  # same class: NMS keeps one
+        (hand,) = B.decode(loc, logits, PRIORS, ("left", "right"), merge_sides=merge)
+        assert hand.handedness == "left"
+        fg = B.softmax(logits[a])[1:]
+        assert hand.score == pytest.approx(fg.sum() if merge else fg[0])
+        np.testing.assert_allclose(hand.box, box[0], atol=1e-3)
+    logits[b] = (0.0, 0.0, 9.0)  # other class: per-class NMS keeps both
+    hands = B.decode(loc, logits, PRIORS, ("left", "right"), merge_sides=False)
     assert [h.handedness for h in hands] == ["left", "right"]
     np.testing.assert_allclose(hands[1].box, box[0], atol=1e-3)
+    (hand,) = B.decode(loc, logits, PRIORS, ("left", "right"))  # merged: one hand, one box
+    assert hand.handedness == "left"
+
+
+def test_decode_hand_of_unsure_side_is_one_confident_detection():
+    gt = np.array([[40, 40, 120, 140]], float)
+    loc, lab = B.encode(PRIORS, gt, np.array([0]))
+    logits = perfect_logits(lab, 2)
+    positive = lab > 0
+    logits[positive] = (0.0, 2.2, 2.0)  # p(left) ~ 0.52, p(right) ~ 0.42, p(hand) ~ 0.94
+    assert B.decode(loc, logits, PRIORS, ("left", "right"), merge_sides=False) == []
+    (hand,) = B.decode(loc, logits, PRIORS, ("left", "right"))
+    assert hand.handedness == "left" and hand.score == pytest.approx(0.943, abs=0.01)
+    assert hand.extras["class_probability"] == pytest.approx(0.518, abs=0.01)
+    np.testing.assert_allclose(hand.box, gt[0], atol=1e-3)
 
 
 def test_decode_single_class_hand_and_unknown_name():
@@ -166,8 +185,11 @@ def test_decode_no_boxes_and_all_below_threshold():
     background = perfect_logits(np.zeros(2100, int), 2)
     assert B.decode(loc, background, PRIORS, ("left", "right")) == []
     uniform = np.zeros((2100, 3), np.float32)  # every class 1/3 < 0.6
-    assert B.decode(loc, uniform, PRIORS, ("left", "right")) == []
-    assert len(B.decode(loc, uniform, PRIORS, ("left", "right"), score_threshold=0.3)) > 0
+    assert B.decode(loc, uniform, PRIORS, ("left", "right"), merge_sides=False) == []
+    args = (loc, uniform, PRIORS, ("left", "right"))
+    assert len(B.decode(*args, score_threshold=0.3, merge_sides=False)) > 0
+    assert B.decode(*args, score_threshold=0.7) == []  # merged: p(hand) = 2/3 < 0.7
+    assert len(B.decode(*args, score_threshold=0.6)) > 0
 
 
 def test_decode_probabilities_and_shape_errors():

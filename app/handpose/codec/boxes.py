@@ -25,6 +25,8 @@ Labels: 0 = background, 1..C = ground-truth class (0-based class index + 1).
 Decoding: the detector outputs class LOGITS (N, C + 1) (background = column 0); `decode`
 applies softmax (pass from_logits=False for probabilities), keeps per class the boxes with
 probability >= score_threshold, runs per-class NMS and returns `Hand`s in input pixels.
+Non-finite outputs (NaN, +-inf, offsets that overflow) never make a detection: a prior whose
+probabilities or decoded box are not finite is dropped.
 """
 
 from __future__ import annotations
@@ -281,9 +283,10 @@ def decode_boxes(
     if len(loc) != len(m):
         raise ValueError(f"{len(loc)} box offsets but {len(m)} default boxes")
     v0, v1 = float(variance[0]), float(variance[1])
-    centre = m[:, :2] + loc[:, :2] * v0 * m[:, 2:]
-    size = m[:, 2:] * np.exp(np.clip(loc[:, 2:] * v1, -_MAX_LOG_RATIO, _MAX_LOG_RATIO))
-    return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite offsets: non-finite boxes
+        centre = m[:, :2] + loc[:, :2] * v0 * m[:, 2:]
+        size = m[:, 2:] * np.exp(np.clip(loc[:, 2:] * v1, -_MAX_LOG_RATIO, _MAX_LOG_RATIO))
+        return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
 
 
 def _handedness(name: str) -> str:
@@ -301,8 +304,17 @@ def decode(
     variance: Sequence[float] = (0.1, 0.2),
     from_logits: bool = True,
     valid_region: Sequence[float] | None = None,
+    merge_sides: bool = True,
 ) -> list[Hand]:
     """Detections of one image as `Hand`s (box in input pixels), best score first.
+
+    Two ways to read the class scores p (N, C + 1):
+    - merge_sides=True (the product's default): a box is a hand with probability
+      1 - p_background = sum_c p_c; that is its score, its class is argmax_c p_c, and NMS runs
+      over all classes at once, so one hand gives one box even when the network hesitates
+      between left and right (p_left = p_right = 0.45 is a sure hand of unsure side).
+    - merge_sides=False (the seed's decoding): every class is thresholded and suppressed on its
+      own; a hand of unsure side may come out twice, or not at all.
 
     Args:
         loc: (N, 4) predicted offsets (the network's "locations").
@@ -317,10 +329,11 @@ def decode(
         max_detections: most detections returned (over all classes).
         valid_region: optional [x0, y0, x1, y1] in input px (the image inside letterbox
             padding); boxes whose centre lies outside it are dropped before NMS and top-k.
+        merge_sides: see above.
 
     Returns:
-        list of Hand(handedness, score = class probability, box [x0, y0, x1, y1] in input px,
-        not clipped), extras {"label": class index 0..C-1, "class_name": name}.
+        list of Hand(handedness, score, box [x0, y0, x1, y1] in input px, not clipped), extras
+        {"label": class index 0..C-1, "class_name": name, "class_probability": p_label}.
     """
     scores = np.asarray(scores)
     names = tuple(classes) or ("hand",)
@@ -329,22 +342,35 @@ def decode(
             f"scores must have shape (N, {len(names) + 1}) for classes {names} plus background, "
             f"got {scores.shape}"
         )
-    probs = softmax(scores, axis=1) if from_logits else scores.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN probabilities never pass below
+        probs = softmax(scores, axis=1) if from_logits else scores.astype(np.float32)
     loc = np.asarray(loc).reshape(-1, 4)
     priors = np.asarray(default_boxes).reshape(-1, 4)
     if not len(loc) == len(priors) == len(probs):
         raise ValueError(
             f"{len(loc)} box offsets, {len(probs)} score rows but {len(priors)} default boxes"
         )
-    candidates = np.flatnonzero((probs[:, 1:] >= score_threshold).any(axis=1))
+    foreground = probs[:, 1:]
+    if merge_sides:
+        candidates = np.flatnonzero(foreground.sum(axis=1) >= score_threshold)
+    else:
+        candidates = np.flatnonzero((foreground >= score_threshold).any(axis=1))
     boxes = decode_boxes(loc[candidates], priors[candidates], variance)  # only what can pass
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(probs[candidates]).all(axis=1)
+    candidates, boxes = candidates[finite], boxes[finite]
     if valid_region is not None and len(boxes):
         x0, y0, x1, y1 = (float(v) for v in valid_region)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
         candidates, boxes = candidates[inside], boxes[inside]
     found: list[tuple[float, int, np.ndarray]] = []
-    for c in range(len(names)):
+    if merge_sides:
+        fg = foreground[candidates]
+        total, label = np.minimum(fg.sum(axis=1), 1.0), fg.argmax(axis=1)
+        picked = non_maximum_suppression(boxes, total, nms_threshold, max_detections)
+        found = [(float(total[i]), int(label[i]), boxes[i]) for i in picked]
+        side = {id(item[2]): float(fg[i, label[i]]) for i, item in zip(picked, found, strict=True)}
+    for c in range(len(names) if not merge_sides else 0):
         p = probs[candidates, c + 1]
         keep = np.flatnonzero(p >= score_threshold)
         if keep.size == 0:
@@ -357,7 +383,11 @@ def decode(
             handedness=_handedness(names[c]),
             score=score,
             box=box,
-            extras={"label": c, "class_name": names[c]},
+            extras={
+                "label": c,
+                "class_name": names[c],
+                "class_probability": side[id(box)] if merge_sides else score,
+            },
         )
         for score, c, box in found[: max(0, int(max_detections))]
     ]
