@@ -48,3 +48,21 @@ def test_overlay_handles_hands_without_pose():
     hand = Hand("left", 0.5, [10, 10, 60, 70])
     canvas = OverlayRenderer().render(frame, [hand])
     assert canvas.size == overlay_size(160, 120)
+
+
+def test_overlay_shows_track_id_and_gesture(tmp_path):
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    plain = open_hand(120, 20)
+    tagged = plain.replace(track_id=3, gesture="thumbs_up", gesture_score=0.91)
+    canvas = OverlayRenderer().render(frame, [plain])
+    before = np.asarray(canvas).copy()
+    after = np.asarray(OverlayRenderer().render(frame, [tagged]))
+    x0, y0, x1, y1 = (int(v) for v in tagged.box)
+    label = (slice(max(y0 - 20, 0), y0), slice(x0, x0 + 90))  # "#3 right 0.87" is longer
+    assert (before[label] != after[label]).any()
+    under = (slice(y1 + 2, y1 + 18), slice(x0 + 2, x0 + 60))  # the gesture's dark tag
+    assert (before[under] == 90).all()
+    assert (after[under].sum(-1) == 0).mean() > 0.3
+    Image.fromarray(after).save(tmp_path / "overlay_gesture.png")
+    near_bottom = tagged.replace(box=np.array([100, 150, 200, 238], np.float32))
+    OverlayRenderer().render(frame, [near_bottom])  # the tag goes inside the box

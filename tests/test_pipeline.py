@@ -112,7 +112,7 @@ def test_full_pipeline_on_real_int8_models():
     assert models.detector.metadata.precision == "int8"
     # untrained networks score every class about equally: a low threshold yields hands
     settings = AppSettings(score_threshold=0.3, max_hands=2)
-    pipeline = HandPipeline(models, settings)
+    pipeline = HandPipeline(models, settings, stream=False)  # the detector's boxes, no tracking
     frame = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     hands = pipeline(frame)
     assert 1 <= len(hands) <= 2
@@ -121,7 +121,7 @@ def test_full_pipeline_on_real_int8_models():
         assert np.isfinite(hand.keypoints).all() and np.isfinite(hand.joints_3d).all()
         assert 80 <= hand.box[0] < hand.box[2] <= 560  # inside the centre square
         assert (hand.keypoint_scores >= 0).all() and (hand.keypoint_scores <= 1).all()
-    assert set(pipeline.timings) == {"detect", "crop", "pose"}
+    assert set(pipeline.timings) == {"detect", "crop", "pose", "track"}
     letterboxed = pipeline(frame, region="letterbox")
     assert all(h.box[0] >= 0 and h.box[2] <= 640 for h in letterboxed)
 

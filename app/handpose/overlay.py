@@ -4,8 +4,9 @@ Layout of the canvas for a W x H frame, with c = H // 3::
 
     +-------------------------+---------+---------+
     | frame                   | left XY | right XY|   one column per hand side,
-    |  boxes, "left 0.93",    | left ZY | right ZY|   three orthogonal views of the 3D joints
-    |  2D skeletons,          | left XZ | right XZ|   (X-Y front, Z-Y side, X-Z top), c x c each
+    |  boxes, "#3 left 0.93", | left ZY | right ZY|   three orthogonal views of the 3D joints
+    |  gesture tags,          | left XZ | right XZ|   (X-Y front, Z-Y side, X-Z top), c x c each
+    |  2D skeletons,          |         |         |
     |  FPS + stage ms         |         |         |
     +-------------------------+---------+---------+
        W                         c         c          canvas: (W + 2c) x H
@@ -58,6 +59,7 @@ class OverlayRenderer:
         self._draw: ImageDraw.ImageDraw | None = None
         self._font = _font(max(12, 14))
         self._small = _font(11)
+        self._canvas_height = 0
 
     def canvas_for(self, width: int, height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
         size = overlay_size(width, height)
@@ -86,6 +88,7 @@ class OverlayRenderer:
         """
         height, width = frame.shape[:2]
         canvas, draw = self.canvas_for(width, height)
+        self._canvas_height = height
         canvas.paste(Image.fromarray(np.ascontiguousarray(frame)), (0, 0))
         if detect_region is not None:
             draw.rectangle([float(v) for v in detect_region], outline=(128, 128, 128), width=1)
@@ -99,11 +102,19 @@ class OverlayRenderer:
         color = HAND_COLORS.get(hand.handedness, (255, 255, 255))
         x0, y0, x1, y1 = (float(v) for v in hand.box)
         draw.rectangle([x0, y0, x1, y1], outline=color, width=2)
-        label = f"{hand.handedness} {hand.score:.2f}"
+        track = f"#{hand.track_id} " if hand.track_id is not None else ""
+        label = f"{track}{hand.handedness} {hand.score:.2f}"
         left, top, right, bottom = draw.textbbox((x0, y0), label, font=self._font)
         ty = y0 - (bottom - top) - 4 if y0 > (bottom - top) + 4 else y0
         draw.rectangle([x0, ty, x0 + (right - left) + 4, ty + (bottom - top) + 4], fill=color)
         draw.text((x0 + 2, ty + 1 - (top - y0)), label, fill=(0, 0, 0), font=self._font)
+        if hand.gesture is not None:  # the gesture in a dark tag at the bottom of the box
+            text = f"{hand.gesture.replace('_', ' ')} {hand.gesture_score:.2f}"
+            left, top, right, bottom = draw.textbbox((x0, y1), text, font=self._font)
+            height = bottom - top + 4
+            gy = y1 + 2 if y1 + height + 2 <= self._canvas_height else y1 - height - 2
+            draw.rectangle([x0, gy, x0 + (right - left) + 4, gy + height], fill=(0, 0, 0))
+            draw.text((x0 + 2, gy + 1 - (top - y1)), text, fill=color, font=self._font)
         if hand.keypoints is None:
             return
         points = hand.keypoints

@@ -280,6 +280,15 @@ class Presenter:
         return records
 
     def close(self) -> None:
+        """Send the records the rate limit still holds, close the sinks."""
+        if self.emitter is not None:
+            try:
+                records = self.emitter.flush()
+                if records:
+                    self.notify(records)
+                    self.events += len(records)
+            except Exception as error:  # closing must go on
+                log.warning("sending the last hand events failed: %s", error)
         for sink in self.sinks:
             try:
                 sink.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -98,6 +99,119 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "A hand unseen for this long is reported lost (bridges detector flicker).",
         0.0,
         10.0,
+    ),
+    SettingSpec(
+        "tracking",
+        "boolean",
+        True,
+        "Tracking",
+        "Follow hands from frame to frame: the next crops come from the last keypoints and the "
+        "detector is skipped while the tracked hands stay confident.",
+    ),
+    SettingSpec(
+        "detect_interval",
+        "integer",
+        10,
+        "Detector interval (frames)",
+        "With tracking, the detector still runs at least every this many frames to find new "
+        "hands (1 = every frame).",
+        1,
+        300,
+    ),
+    SettingSpec(
+        "track_threshold",
+        "number",
+        0.3,
+        "Tracking confidence",
+        "A tracked hand whose mean keypoint score falls below this is dropped and the detector "
+        "runs on the next frame (0-1).",
+        0.0,
+        1.0,
+    ),
+    SettingSpec(
+        "smoothing",
+        "boolean",
+        True,
+        "Smoothing",
+        "Smooth the keypoints, boxes and 3D joints of tracked hands over time (One Euro filter).",
+    ),
+    SettingSpec(
+        "smoothing_min_cutoff",
+        "number",
+        0.5,
+        "Smoothing cutoff (Hz)",
+        "One Euro minimum cutoff frequency: lower is steadier when the hand is still, with "
+        "more lag.",
+        0.01,
+        30.0,
+    ),
+    SettingSpec(
+        "smoothing_beta",
+        "number",
+        10.0,
+        "Smoothing speed coefficient",
+        "One Euro beta: higher follows fast moves with less lag (speed in hand sizes per second).",
+        0.0,
+        1000.0,
+    ),
+    SettingSpec(
+        "gestures",
+        "boolean",
+        True,
+        "Gestures",
+        "Recognise open palm, fist, point, victory, thumbs up/down, OK, pinch and call from "
+        "the 3D joints.",
+    ),
+    SettingSpec(
+        "gesture_threshold",
+        "number",
+        0.6,
+        "Gesture confidence",
+        "A gesture is reported when its confidence reaches this and kept while it stays above "
+        "this minus 0.2 (0-1).",
+        0.0,
+        1.0,
+    ),
+    SettingSpec(
+        "gesture_frames",
+        "integer",
+        3,
+        "Gesture frames",
+        "A new gesture must win this many frames in a row before it is reported (no flicker).",
+        1,
+        30,
+    ),
+    SettingSpec(
+        "send_hands",
+        "boolean",
+        True,
+        "Send hand records",
+        "Notify snapshots of the hands in view (appeared / present / lost records with "
+        "keypoints), at once on a change and every notify interval.",
+    ),
+    SettingSpec(
+        "send_enter_leave",
+        "boolean",
+        True,
+        "Send enter / leave events",
+        "Notify a hand_enter event when a hand comes into view and hand_leave when it is gone.",
+    ),
+    SettingSpec(
+        "send_gestures",
+        "boolean",
+        True,
+        "Send gesture events",
+        "Notify a gesture event when a hand's recognised gesture changes.",
+    ),
+    SettingSpec(
+        "notify_max_rate",
+        "number",
+        2.0,
+        "Maximum notifications per second",
+        "At most this many notifications per second reach Actcast; records of the frames in "
+        "between are merged into the next one (a flickering hand cannot flood).",
+        0.1,
+        30.0,
     ),
     SettingSpec(
         "capture_width",
@@ -205,6 +319,19 @@ class AppSettings:
     crop_scale: float = 1.2
     notify_interval: float = 1.0
     lost_timeout: float = 0.3
+    tracking: bool = True
+    detect_interval: int = 10
+    track_threshold: float = 0.3
+    smoothing: bool = True
+    smoothing_min_cutoff: float = 0.5
+    smoothing_beta: float = 10.0
+    gestures: bool = True
+    gesture_threshold: float = 0.6
+    gesture_frames: int = 3
+    send_hands: bool = True
+    send_enter_leave: bool = True
+    send_gestures: bool = True
+    notify_max_rate: float = 2.0
     capture_width: int = 640
     capture_height: int = 480
     capture_fps: int = 15
@@ -245,8 +372,11 @@ class AppSettings:
             values = json.loads(path.read_text())
         except FileNotFoundError:
             raise SettingsError(f"{path}: settings file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SettingsError(f"{path}: not a JSON settings file ({error})") from None
+        except (OSError, ValueError, RecursionError) as error:
+            # ValueError covers JSONDecodeError, UnicodeDecodeError and integers too long to
+            # convert; RecursionError a file nested too deep
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SettingsError(f"{path}: not a JSON settings file ({reason})") from None
         return cls.from_dict(values, str(path))
 
     def replace(self, **changes: Any) -> AppSettings:
@@ -259,6 +389,15 @@ class AppSettings:
 _PY_TYPES = {"boolean": (bool,), "integer": (int,), "number": (int, float), "string": (str,)}
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters (a setting may be a huge string or integer)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check(spec: SettingSpec, value: Any, source: str) -> Any:
     where = f"{source}: setting {spec.name!r}"
     allowed = _allowed(spec)
@@ -268,13 +407,15 @@ def _check(spec: SettingSpec, value: Any, source: str) -> Any:
     if spec.type == "integer" and isinstance(value, float) and value.is_integer():
         value, ok_type = int(value), True
     if not ok_type:
-        raise SettingsError(f"{where} = {value!r} has the wrong type; expected {allowed}")
+        raise SettingsError(f"{where} = {_shown(value)} has the wrong type; expected {allowed}")
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison
+        raise SettingsError(f"{where} = {_shown(value)} is not a finite number; expected {allowed}")
     if spec.enum is not None and value not in spec.enum:
-        raise SettingsError(f"{where} = {value!r} is not allowed; expected {allowed}")
+        raise SettingsError(f"{where} = {_shown(value)} is not allowed; expected {allowed}")
     if (spec.minimum is not None and value < spec.minimum) or (
         spec.maximum is not None and value > spec.maximum
     ):
-        raise SettingsError(f"{where} = {value!r} is out of range; expected {allowed}")
+        raise SettingsError(f"{where} = {_shown(value)} is out of range; expected {allowed}")
     return float(value) if spec.type == "number" else value
 
 

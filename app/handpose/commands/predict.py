@@ -2,7 +2,9 @@
 
 Unlike the camera app, which detects on the centre square of the frame (as the seed's demo), a
 still image is detected whole: it is letterboxed to the square of side max(W, H) (black padding)
-so hands at the edges are found. Boxes and keypoints are in original image pixels::
+so hands at the edges are found. Each image stands alone: no tracking, no smoothing, and a
+hand's gesture (`handpose.gestures`, absent when none is recognised) comes from that image only.
+Boxes and keypoints are in original image pixels::
 
     {"images": [{"file": "sub/a.jpg", "width": W, "height": H,
                  "hands": [Hand.to_json(), ...]}, ...],
@@ -52,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     if not files:
         raise SourceError(f"--images {folder}: no .jpg/.png images found")
     models = load_model_set(settings.models_dir, settings.num_threads)
-    pipeline = HandPipeline(models, settings)
+    pipeline = HandPipeline(models, settings, stream=False)  # no tracking or smoothing
     results, skipped, hands = [], 0, 0
     for path in files:
         image = load_image(path)

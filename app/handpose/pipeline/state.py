@@ -20,7 +20,9 @@ class FrameState:
         image: RGB uint8 (H, W, 3), possibly a non-contiguous view (rotation / flip).
         hands: the hands found so far (boxes after Detect, keypoints after Pose), frame pixels.
         crops: the pose crops (after Crop), `handpose.pipeline.crop.Crop`.
-        timings: milliseconds spent per stage name ("detect", "crop", "pose", "present").
+        timings: milliseconds spent per stage name ("detect", "crop", "pose", "track",
+            "present").
+        detected: whether the detector ran on this frame (False: the tracker located the hands).
         end: True for the end-of-stream marker (no image): the last stage stops the app.
     """
 
@@ -30,6 +32,7 @@ class FrameState:
     hands: list[Hand] = field(default_factory=list)
     crops: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    detected: bool = False
     end: bool = False
 
     @classmethod
