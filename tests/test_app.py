@@ -24,6 +24,7 @@ from PIL import Image
 
 from handpose.actcast import build_application
 from handpose.capture import CameraSource, Orientation, VideoFileSource
+from handpose.errors import PipelineError
 from handpose.overlay import overlay_size
 from handpose.pipeline import load_model_set
 from handpose.present import CommandServerSink, HdmiSink, PngFolderSink, Sink
@@ -79,8 +80,12 @@ def test_clip_through_the_real_application(models, clip, tmp_path, capsys, heart
         assert image.size == overlay_size(320, 240)
     records = notified(capsys.readouterr().out)
     assert records, "the threshold lets untrained detections through: events expected"
-    assert records[0]["event"] == "appeared"
-    assert all(len(r["keypoints"]) == 21 for r in records if r["event"] != "lost")
+    assert records[0]["event"] == "hand_enter"  # events first, then the hand records
+    hand_records = [r for r in records if r["event"] in ("appeared", "present", "lost")]
+    assert hand_records[0]["event"] == "appeared"
+    assert all(len(r["keypoints"]) == 21 for r in hand_records if r["event"] != "lost")
+    entered = {r["track_id"] for r in records if r["event"] == "hand_enter"}
+    assert {r["track_id"] for r in hand_records} <= entered
 
 
 class BrokenSink(Sink):
@@ -89,12 +94,19 @@ class BrokenSink(Sink):
 
 
 @pytest.mark.slow
-def test_a_failing_stage_stops_the_application(models, clip, capsys, heartbeats):
-    app = build_application(SETTINGS, VideoFileSource(clip, loop=True), [BrokenSink()], models)
+def test_a_stage_failing_on_every_frame_stops_the_application(models, clip, capsys, heartbeats):
+    """One failing frame is only dropped (tests/test_reliability.py); `failure_limit` failures
+    in a row stop the app with an error naming the stage and the cause."""
+    source = VideoFileSource(clip, loop=True)
+    app = build_application(SETTINGS, source, [BrokenSink()], models, failure_limit=5)
     start = time.perf_counter()
     app.run()
-    assert time.perf_counter() - start < 10
-    assert isinstance(app.error, RuntimeError) and "sink exploded" in str(app.error)
+    assert time.perf_counter() - start < 30
+    assert isinstance(app.error, PipelineError)
+    message = str(app.error)
+    assert "'present' failed on 5 frames in a row" in message and "sink exploded" in message
+    assert app.drops.counts == {"present failed (RuntimeError)": 5}
+    assert heartbeats[0] == 0  # no frame was presented: the healthchecker would fail too
 
 
 class FakeCamera(Producer):
@@ -219,7 +231,8 @@ def test_run_command_writes_events_and_video(clip, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_within_two_seconds(clip, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_signal_stops_within_two_seconds(clip, tmp_path, sig):
     beat = tmp_path / "heartbeat"
     process = run_command(
         "--source",
@@ -235,11 +248,11 @@ def test_sigterm_stops_within_two_seconds(clip, tmp_path):
     assert beat.exists(), process.stderr.read() if process.poll() is not None else "no frame"
     time.sleep(0.5)
     sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     process.wait(timeout=10)
     elapsed = time.monotonic() - sent
     assert process.returncode == 0, process.stderr.read()
-    assert elapsed < 2.0, f"stopped {elapsed:.2f} s after SIGTERM"
+    assert elapsed < 2.0, f"stopped {elapsed:.2f} s after {sig.name}"
 
 
 @pytest.mark.parametrize(

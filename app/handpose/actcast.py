@@ -1,10 +1,19 @@
 """The application: tasks connected in one place (`build_application`) and the Actcast `main`.
 
     capture ─▶ Detect ─▶ Crop ─▶ Pose ─▶ Present (overlay ▶ sinks, events ▶ notify, heartbeat)
+                 ▲                  │ + track ids, smoothing, gestures (`handpose.pipeline.post`)
+                 └──── tracker ─────┘   next crops from the last keypoints; the detector runs
+                                        only when the tracker asks (`handpose.pipeline.track`)
 
 `main()` is what `app/main` runs on the device: settings from Actcast (ACT_SETTINGS_PATH through
 `Application.get_settings`), the camera from the `camera` setting, Take Photo through
 `CommandServer`, HDMI when `display` is on, a browser view when `local_video_server` is on.
+
+Faults (`handpose.faults`): a frame a stage fails on is dropped and the app goes on; a stage that
+fails on `failure_limit` frames in a row, hangs, or a camera that stops delivering frames stops
+the app with one line on stderr (`handpose: error: ...`) and exit status 1, for Actcast to
+restart it; the heartbeat stops with the frames, so the healthchecker (`app/healthchecker`)
+fails too if the process could not exit.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,12 +30,13 @@ import actfw_core
 from actfw_core import Application
 
 from handpose.capture import CameraSource, FileSource, open_camera
-from handpose.errors import HandposeError
+from handpose.errors import HandposeError, SettingsError, SourceError
 from handpose.events import EventEmitter
-from handpose.pipeline.crop import HandCropper
-from handpose.pipeline.detect import HandDetector
+from handpose.faults import DEFAULT_FAILURE_LIMIT, DEFAULT_STALL_TIMEOUT, DropLog, Watchdog
+from handpose.pipeline.family import build_stages
 from handpose.pipeline.models import ModelSet, load_model_set
-from handpose.pipeline.pose import PoseEstimator
+from handpose.pipeline.post import Postprocess
+from handpose.pipeline.track import HandTracker
 from handpose.present import CommandServerSink, HdmiSink, LocalVideoSink, Presenter, Sink
 from handpose.settings import AppSettings
 from handpose.tasks import (
@@ -34,6 +46,7 @@ from handpose.tasks import (
     PoseTask,
     PresentTask,
     SourceProducer,
+    _Guarded,
 )
 
 log = logging.getLogger(__name__)
@@ -43,8 +56,11 @@ class HandposeApplication(Application):
     """actfw `Application` whose `stop()` also stops the pipeline tasks at once.
 
     actfw's own `run()` polls its flag once a second before stopping the tasks; stopping them in
-    `stop()` (the SIGTERM / SIGINT handler) lets them finish in parallel, so the app exits within
-    about a second of the signal.
+    `stop()` (the SIGTERM / SIGINT handler) lets them finish in parallel, and `run()` polls every
+    0.1 s, so the app exits within about a second of the signal.
+
+    A task thread that dies of an exception (an actfw capture task raising "Capture timeout")
+    stops the application with that error instead of leaving the pipeline stalled.
     """
 
     def __init__(self) -> None:
@@ -52,9 +68,13 @@ class HandposeApplication(Application):
         self.pipeline_tasks: list = []
         self.presenter: Presenter | None = None
         self.error: BaseException | None = None
+        self.drops = DropLog()  #: frames dropped in this run, by reason
+        self.camera_task: object | None = None  #: the actfw capture task of a camera source
+        self.camera_name = "camera"
 
     def fail(self, error: BaseException) -> None:
-        """A stage failed: log it with its traceback, remember it, stop everything."""
+        """A stage failed for good: log it (traceback unless a HandposeError), remember the
+        first error, stop everything."""
         if self.error is None:
             self.error = error
             log.error("stopping: %s", error, exc_info=not isinstance(error, HandposeError))
@@ -65,6 +85,49 @@ class HandposeApplication(Application):
         for task in self.pipeline_tasks:
             task.stop()
 
+    def _thread_died(self, args: threading.ExceptHookArgs) -> bool:
+        """`threading.excepthook` for the app's tasks: fail with the error; True if handled."""
+        if args.thread not in self.tasks or args.exc_value is None:
+            return False
+        error = args.exc_value
+        if args.thread is self.camera_task:
+            error = SourceError(
+                f"{self.camera_name}: the camera stopped delivering frames ({error}); check its "
+                "cable and that no other process uses it"
+            )
+        elif not isinstance(error, HandposeError):
+            log.error(
+                "task %s died",
+                type(args.thread).__name__,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
+        self.fail(error)
+        return True
+
+    def run(self) -> None:
+        """Start the tasks, wait until `stop()` (signal, end of stream, failure), join them."""
+        previous = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            if not self._thread_died(args):
+                previous(args)
+
+        threading.excepthook = hook
+        try:
+            for task in self.tasks:
+                task.start()
+            try:
+                while self.running:
+                    time.sleep(0.1)
+            except KeyboardInterrupt:
+                pass
+            for task in self.tasks:
+                task.stop()
+            for task in self.tasks:
+                task.join()
+        finally:
+            threading.excepthook = previous
+
 
 def build_application(
     settings: AppSettings,
@@ -73,6 +136,8 @@ def build_application(
     models: ModelSet | None = None,
     max_frames: int | None = None,
     app: HandposeApplication | None = None,
+    failure_limit: int = DEFAULT_FAILURE_LIMIT,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     **presenter_options: object,
 ) -> HandposeApplication:
     """The actfw application for `source` -> Detect -> Crop -> Pose -> Present -> `sinks`.
@@ -84,11 +149,13 @@ def build_application(
         models: the model pair (default: `load_model_set(settings.models_dir, ...)`).
         max_frames: stop a file source after this many frames.
         app: an application created earlier (its signal handlers are installed at creation).
+        failure_limit: failures of one stage in a row that stop the app (one is only dropped).
+        stall_timeout: seconds without a camera frame, or on one frame in a stage, that stop it.
         presenter_options: passed to `Presenter` (`notify`, `heartbeat`).
     """
     app = app or HandposeApplication()
     models = models or load_model_set(settings.models_dir, settings.num_threads)
-    pose_size = int(models.pose.input_size[0])
+    stages = build_stages(models, settings)  # our family or MediaPipe's
 
     if isinstance(source, CameraSource):
         capture, frames = source.task, CameraFrames(source)
@@ -96,12 +163,12 @@ def build_application(
     else:
         frames = SourceProducer(source, max_frames)
         capture_tasks = [frames]
-    detect = DetectTask(
-        HandDetector(models.detector, settings.score_threshold, settings.nms_threshold)
-    )
-    crop = CropTask(HandCropper(settings.crop_scale, pose_size, settings.max_hands))
-    pose = PoseTask(PoseEstimator(models.pose), swap=settings.swap_handedness)
-    emitter = EventEmitter(settings.notify_interval, settings.lost_timeout)
+    tracker = HandTracker.from_settings(settings)  # shared by Detect (locate) and Pose (update)
+    detect = DetectTask(stages.detector, tracker)
+    crop = CropTask(stages.cropper)
+    post = Postprocess.from_settings(settings, tracker)  # ids, smoothing, gestures
+    pose = PoseTask(stages.estimator, swap=settings.swap_handedness, post=post)
+    emitter = EventEmitter.from_settings(settings)
     presenter = Presenter(sinks, emitter, **presenter_options)  # type: ignore[arg-type]
     present = PresentTask(presenter, on_end=app.stop)
 
@@ -116,18 +183,36 @@ def build_application(
     app.pipeline_tasks = [*capture_tasks, detect, crop, pose, present]
     for task in (frames, detect, crop, pose, present):
         task.on_error = app.fail
+    # faults: one DropLog for the run (the source's, which counts corrupt frames), every stage
+    # guarded, a watchdog for stalls (`handpose.faults`)
+    app.drops = source.drops
+    guards = [
+        task.guarded_by(app.drops, failure_limit)
+        for task in app.pipeline_tasks
+        if isinstance(task, _Guarded)
+    ]
+    camera = frames if isinstance(frames, CameraFrames) else None
+    if camera is not None:
+        app.camera_task, app.camera_name = capture, source.name
+    watchdog = Watchdog(app.fail, guards, camera, source.name, stall_timeout)
     app.presenter = presenter
     for task in app.pipeline_tasks:
         app.register_task(task)
     for sink in sinks:
         for task in sink.tasks():
             app.register_task(task)
+    app.register_task(watchdog)
     return app
 
 
 def actcast_settings(app: Application) -> AppSettings:
     """Settings from Actcast (`ACT_SETTINGS_PATH`), defaults for what is not set."""
-    return AppSettings.from_dict(app.get_settings({}), "act settings (ACT_SETTINGS_PATH)")
+    source = f"act settings {os.environ.get('ACT_SETTINGS_PATH', '(ACT_SETTINGS_PATH)')}"
+    if app.settings is not None and not isinstance(app.settings, dict):
+        raise SettingsError(
+            f"{source}: expected a JSON object of settings, got {app.settings!r:.80}"
+        )
+    return AppSettings.from_dict(app.get_settings({}), source)
 
 
 def main() -> int:
@@ -139,7 +224,7 @@ def main() -> int:
     if beat:  # the healthchecker reads the same variable (default /root/heartbeat)
         actfw_core.set_heartbeat_function(lambda: Path(beat).touch())
     try:
-        app = HandposeApplication()
+        app = new_application()
         settings = actcast_settings(app)
         log.info("settings: %s", settings)
         source = open_camera(settings.camera, settings)
@@ -149,7 +234,21 @@ def main() -> int:
         if settings.local_video_server:
             sinks.append(LocalVideoSink())
         build_application(settings, source, sinks, app=app).run()
-    except HandposeError as error:
+    except HandposeError as error:  # start-up: a setting, a model file, the camera
         print(f"handpose: error: {error}", file=sys.stderr, flush=True)
         return 2
+    log.info("stopped: %s", app.drops.summary())
+    if isinstance(app.error, HandposeError):  # at run time: the camera, a failing stage
+        print(f"handpose: error: {app.error}", file=sys.stderr, flush=True)
     return 1 if app.error is not None else 0
+
+
+def new_application() -> HandposeApplication:
+    """`HandposeApplication()`, which reads ACT_SETTINGS_PATH; a file that is no JSON object is a
+    `SettingsError` naming it (actfw would raise a bare JSONDecodeError)."""
+    try:
+        return HandposeApplication()
+    except (ValueError, RecursionError, UnicodeDecodeError, OSError) as error:
+        path = os.environ.get("ACT_SETTINGS_PATH", "ACT_SETTINGS_PATH")
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SettingsError(f"{path}: not a JSON settings file ({reason})") from None

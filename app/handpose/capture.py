@@ -12,6 +12,10 @@ Two kinds, both ending in RGB uint8 (H, W, 3) frames with a timestamp:
 Rotation (clockwise degrees) and flips from the settings are applied as numpy views (no copy).
 Sizes are asked of the camera/ISP directly, so the CPU never resizes the full frame. A camera
 that cannot deliver the settings raises `SourceError` naming the setting to change.
+
+A corrupt or truncated frame (a damaged video packet, an unreadable image file, a short camera
+buffer, an array that is not RGB uint8 (H, W, 3)) is skipped and counted in the source's
+`drops` (`handpose.faults.DropLog`, logged once per kind); `skipped` is their total.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from handpose.errors import SourceError
+from handpose.faults import DropLog
 from handpose.paths import SAMPLE_CLIP
 from handpose.settings import AppSettings
 
@@ -71,28 +76,44 @@ class FileSource:
     def __init__(self, orientation: Orientation | None = None, loop: bool = False) -> None:
         self.orientation = orientation or Orientation()
         self.loop = loop
-        self.skipped = 0  #: corrupt frames / unreadable files skipped
+        self.drops = DropLog()  #: corrupt frames / unreadable files skipped, by kind
         self._frames: Iterator[tuple[np.ndarray, float]] | None = None
         self._offset = 0.0
         self._last = 0.0
+
+    @property
+    def skipped(self) -> int:
+        """Corrupt frames and unreadable files skipped so far."""
+        return self.drops.total
 
     def _iterate(self) -> Iterator[tuple[np.ndarray, float]]:
         raise NotImplementedError
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        """Next (RGB uint8 (H, W, 3), timestamp s), or None at the end of the source."""
-        for _ in range(2):
+        """Next (RGB uint8 (H, W, 3), timestamp s), or None at the end of the source.
+
+        Malformed frames are skipped (counted in `drops`). A looping source that yields no
+        good frame in a whole pass ends instead of spinning.
+        """
+        restarts = 0
+        while restarts < 2:
             if self._frames is None:
                 self._frames = self._iterate()
             item = next(self._frames, None)
-            if item is not None:
-                image, stamp = item
-                self._last = self._offset + stamp
-                return self.orientation.apply(image), self._last
-            self._frames = None
-            if not self.loop:
-                return None
-            self._offset = self._last + 0.1
+            if item is None:
+                self._frames = None
+                if not self.loop:
+                    return None
+                restarts += 1
+                self._offset = self._last + 0.1
+                continue
+            image, stamp = item
+            problem = frame_problem(image)
+            if problem is not None:
+                self.drops.drop("malformed frame", f"{self.name}: {problem}")
+                continue
+            self._last = self._offset + float(stamp)
+            return self.orientation.apply(image), self._last
         return None
 
     def close(self) -> None:
@@ -126,11 +147,19 @@ class VideoFileSource(FileSource):
         rate = float(stream.average_rate or 30)
         count = 0
         try:
-            for packet in container.demux(stream):
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets, None)
+                except av.error.FFmpegError as error:  # the container itself is damaged here
+                    self.drops.drop("unreadable video data", f"{self.path}: {error}")
+                    return
+                if packet is None:
+                    return
                 try:
                     frames = packet.decode()
-                except av.error.FFmpegError:
-                    self.skipped += 1
+                except av.error.FFmpegError as error:
+                    self.drops.drop("corrupt video packet", f"{self.path}: {error}")
                     continue
                 for frame in frames:
                     stamp = float(frame.time) if frame.time is not None else count / rate
@@ -165,9 +194,10 @@ class ImageFolderSource(FileSource):
 
     def _iterate(self) -> Iterator[tuple[np.ndarray, float]]:
         for index, path in enumerate(self.files):
-            image = load_image(path)
-            if image is None:
-                self.skipped += 1
+            try:
+                image = read_image(path)
+            except ImageError as error:
+                self.drops.drop("unreadable image file", str(error))
                 continue
             yield image, index / self.fps
 
@@ -179,16 +209,44 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def load_image(path: Path) -> np.ndarray | None:
-    """RGB uint8 (H, W, 3) of an image file, or None (logged) if it cannot be read."""
+class ImageError(Exception):
+    """An image file that cannot be read (missing, truncated, not an image)."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of an image file; `ImageError` naming the file if it cannot be read
+    (missing, truncated, not an image, a decompression bomb)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        log.warning("%s: skipped, not a readable image (%s)", path, error)
+            pixels = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{path}: not a readable image ({error})") from None
+    problem = frame_problem(pixels)
+    if problem is not None:
+        raise ImageError(f"{path}: {problem}")
+    return pixels
+
+
+def load_image(path: Path) -> np.ndarray | None:
+    """RGB uint8 (H, W, 3) of an image file, or None (logged) if it cannot be read."""
+    try:
+        return read_image(path)
+    except ImageError as error:
+        log.warning("skipped: %s", error)
         return None
+
+
+def frame_problem(image: object) -> str | None:
+    """Why `image` is not a usable frame (RGB uint8 (H, W, 3), H, W >= 1), or None if it is."""
+    if not isinstance(image, np.ndarray):
+        return f"not an array ({type(image).__name__})"
+    if image.dtype != np.uint8:
+        return f"dtype {image.dtype}, not uint8"
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        return f"shape {image.shape}, not (H, W, 3)"
+    return None
 
 
 def _import_av() -> Any:
@@ -216,7 +274,12 @@ class CameraSource:
         self.width, self.height = size
         self.orientation = orientation
         self.name = name
-        self.skipped = 0
+        self.drops = DropLog()  #: camera buffers that are no frame, by kind
+
+    @property
+    def skipped(self) -> int:
+        """Camera buffers skipped so far (short or of a layout that is no frame)."""
+        return self.drops.total
 
     def decode(self, value: bytes) -> tuple[np.ndarray, float] | None:
         """(oriented RGB frame, UNIX time) from one RGB24 capture buffer; None if it is short.
@@ -232,7 +295,11 @@ class CameraSource:
             layouts.append((height, size // height))
         layout = next(((r, b) for r, b in layouts if r * b == size and b >= 3 * width), None)
         if layout is None:
-            self.skipped += 1
+            self.drops.drop(
+                "short camera buffer",
+                f"{self.name}: {size} bytes, a {width}x{height} RGB24 frame needs "
+                f"{3 * width * height}",
+            )
             return None
         buffer = np.frombuffer(value, np.uint8).reshape(layout)
         image = buffer[:height, : 3 * width].reshape(height, width, 3)

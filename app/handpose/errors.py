@@ -18,3 +18,8 @@ class SettingsError(HandposeError):
 
 class SourceError(HandposeError):
     """A capture source cannot be opened or cannot deliver what the settings ask."""
+
+
+class PipelineError(HandposeError):
+    """The pipeline cannot go on: a stage fails on every frame or hangs (the app stops, Actcast
+    restarts it)."""

@@ -28,13 +28,17 @@ or disagrees with the model's tensors. Layout (``format: "handpose-model/1"``)::
     }
 
 Output logical names: detector `locations` (1, N, 4) and `scores` (1, N, C+1); pose `pose`
-(1, Gh, Gw, 6K) and `vect` (1, Gh, Gw, 3E). Other families define their own in their modules.
+(1, Gh, Gw, 6K) and `vect` (1, Gh, Gw, 3E). MediaPipe (`conversion.mediapipe_import`):
+palm_detector `boxes` (1, 2016, 18) and `scores` (1, 2016, 1), SSD anchor options in
+`default_boxes`, decode / NMS / hand-region options in `decode`; landmark `landmarks` (1, 63),
+`presence` (1, 1), `handedness` (1, 1) and `world_landmarks` (1, 63).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,8 @@ FORMAT = "handpose-model/1"
 FAMILIES = ("handpose", "mediapipe")
 TASKS = ("detector", "pose", "palm_detector", "landmark")
 PRECISIONS = ("int8", "fp16", "fp32")
+INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
+_DICT_FIELDS = ("default_boxes", "decode", "grid", "keypoints", "training", "metrics", "extra")
 
 
 @dataclass
@@ -134,7 +140,7 @@ class ModelMetadata:
                 path=path,
                 **data,
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ModelFileError(
                 f"{where}: metadata is incomplete or has an unknown field ({error}); "
                 "re-create it with `handpose convert`"
@@ -153,42 +159,117 @@ class ModelMetadata:
             )
         try:
             data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: JSON, UTF-8
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelFileError(
-                f"{path}: cannot read model metadata ({error}); re-create it with "
+                f"{path}: cannot read model metadata ({reason}); re-create it with "
                 "`handpose convert`"
             ) from None
         return cls.from_dict(data, path)
 
     def validate(self) -> None:
+        """`ModelFileError` naming the file and the field unless every field the app reads has
+        the right type and a possible value."""
         where = str(self.path) if self.path is not None else "metadata"
-        if self.family not in FAMILIES:
+
+        def bad(what: str) -> ModelFileError:
+            return ModelFileError(f"{where}: {what}; re-create it with `handpose convert`")
+
+        if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise ModelFileError(f"{where}: unknown model family {self.family!r} ({FAMILIES})")
-        if self.task not in TASKS:
+        if not isinstance(self.task, str) or self.task not in TASKS:
             raise ModelFileError(f"{where}: unknown model task {self.task!r} ({TASKS})")
-        if self.precision not in PRECISIONS:
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             raise ModelFileError(f"{where}: unknown precision {self.precision!r} ({PRECISIONS})")
-        if len(self.input.shape) != 4 or self.input.shape[3] != 3:
+        if not isinstance(self.model_file, str) or not self.model_file.strip("./"):
+            raise bad(f"model_file must name the .tflite file, got {self.model_file!r}")
+        if not isinstance(self.sha256, str):
+            raise bad(f"sha256 must be a hex string, got {self.sha256!r}")
+        shape = self.input.shape
+        if (
+            not (_is_shape(shape) and len(shape) == 4 and shape[0] == 1 and shape[3] == 3)
+            or min(shape) < 1
+        ):
             raise ModelFileError(
                 f"{where}: input shape must be [1, H, W, 3], got {self.input.shape}"
             )
+        if self.input.dtype not in INPUT_DTYPES:
+            raise bad(f"input dtype must be one of {INPUT_DTYPES}, got {self.input.dtype!r}")
+        if not isinstance(self.outputs, dict):
+            raise bad(f"outputs must be an object, got {self.outputs!r}")
+        for key, spec in [("input", self.input), *self.outputs.items()]:
+            if not isinstance(spec.name, str) or not isinstance(spec.dtype, str):
+                raise bad(f"tensor {key!r} needs a string name and dtype")
+            if not _is_shape(spec.shape):
+                raise bad(f"tensor {key!r} shape must be a list of sizes, got {spec.shape!r}")
+            if spec.quantization is not None and not _is_quantization(spec.quantization):
+                raise bad(f"tensor {key!r} quantization must be {{scale, zero_point}} or null")
+        if self.normalization is not None and not _is_normalization(self.normalization):
+            raise bad("input normalization must be {mean: [...], std: [non-zero ...]} or null")
+        if not isinstance(self.classes, list) or not all(isinstance(c, str) for c in self.classes):
+            raise bad(f"classes must be a list of names, got {self.classes!r}")
+        for name in _DICT_FIELDS:
+            if not isinstance(getattr(self, name), dict):
+                raise bad(f"{name} must be an object, got {getattr(self, name)!r}")
 
     def verify_file(self) -> Path:
-        """Check the model file exists and matches `sha256`; returns its path."""
+        """Check the model file exists and matches `sha256`; returns its path.
+
+        The digest is required: the TFLite interpreter does not verify a model file, and a
+        truncated or damaged one can crash the process (segmentation fault) instead of raising.
+        """
         model = self.model_path
         if not model.is_file():
             raise ModelFileError(
                 f"{model}: model file named by {self.path} not found; copy the whole folder "
                 "written by `handpose convert`"
             )
-        if self.sha256:
-            digest = sha256_of(model)
-            if digest != self.sha256:
-                raise ModelFileError(
-                    f"{model}: file does not match its metadata {self.path} (sha256 differs: "
-                    "truncated or replaced); copy both files again from `handpose convert`"
-                )
+        if not self.sha256:
+            raise ModelFileError(
+                f"{self.path}: metadata has no sha256 of {model.name}, so a truncated or "
+                "replaced model cannot be told from the right one; re-create it with "
+                "`handpose convert`"
+            )
+        digest = sha256_of(model)
+        if digest != self.sha256:
+            raise ModelFileError(
+                f"{model}: file does not match its metadata {self.path} (sha256 differs: "
+                "truncated or replaced); copy both files again from `handpose convert`"
+            )
         return model
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_shape(shape: Any) -> bool:
+    """A list of non-negative integer sizes."""
+    return isinstance(shape, list) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    )
+
+
+def _is_quantization(quant: Any) -> bool:
+    return (
+        isinstance(quant, dict)
+        and _is_number(quant.get("scale"))
+        and isinstance(quant.get("zero_point"), int)
+    )
+
+
+def _is_normalization(norm: Any) -> bool:
+    if not isinstance(norm, dict):
+        return False
+    mean, std = norm.get("mean"), norm.get("std")
+    return (
+        isinstance(mean, list)
+        and isinstance(std, list)
+        and len(mean) in (1, 3)
+        and len(std) in (1, 3)
+        and all(_is_number(v) for v in mean)
+        and all(_is_number(v) and v != 0 for v in std)
+    )
 
 
 def sha256_of(path: str | Path) -> str:

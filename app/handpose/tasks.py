@@ -1,8 +1,13 @@
 """Thin actfw tasks around the stages (the logic lives in `handpose.pipeline` / `present`).
 
-Every task passes a `FrameState` on; `None` (a dropped camera buffer) passes through untouched.
+Every task passes a `FrameState` on; `None` (a dropped frame) passes through untouched.
 A file source ends with an end-of-stream `FrameState` that flows through every stage, so the last
 stage sees every frame before it stops the application.
+
+Each frame's work runs under the task's `StageGuard` (`handpose.faults`): a stage that raises on
+one frame drops that frame (counted in the run's `DropLog`, logged once per kind) and the
+pipeline goes on; `limit` failures in a row, or a `HandposeError`, call `on_error` (the
+application stops with it). `build_application` wires `on_error` and the shared `DropLog`.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from typing import Any
 from actfw_core.task import Consumer, Pipe, Producer
 
 from handpose.capture import CameraSource, FileSource
+from handpose.errors import SourceError
+from handpose.faults import DEFAULT_FAILURE_LIMIT, DROPPED, DropLog, StageGuard
 from handpose.pipeline.crop import HandCropper
 from handpose.pipeline.detect import HandDetector
 from handpose.pipeline.pose import PoseEstimator, swap_handedness
+from handpose.pipeline.post import Postprocess
 from handpose.pipeline.state import FrameState
+from handpose.pipeline.track import HandTracker
 from handpose.present import Presenter
 
 log = logging.getLogger(__name__)
@@ -29,21 +38,48 @@ def _no_handler(error: BaseException) -> None:
 
 
 class _Guarded:
-    """A failure inside a stage is reported to `on_error` (the application stops with it)
-    instead of silently killing the stage's thread and stalling the pipeline."""
+    """A failure inside a stage never silently kills the stage's thread (which would stall the
+    pipeline): it goes through the task's `StageGuard` (module docstring).
 
+    Attributes:
+        stage: the stage's name in logs and drop reasons.
+        on_error: called with an error that must stop the application.
+    """
+
+    stage = "stage"
     on_error: Callable[[BaseException], None] = staticmethod(_no_handler)
+    _stage_guard: StageGuard | None = None
+
+    def guarded_by(self, drops: DropLog, limit: int = DEFAULT_FAILURE_LIMIT) -> StageGuard:
+        """Count this task's dropped frames in `drops`; `limit` failures in a row are fatal."""
+        self._stage_guard = StageGuard(self.stage, drops, self._fatal, limit)
+        return self._stage_guard
+
+    @property
+    def stage_guard(self) -> StageGuard:
+        """The guard (a private `DropLog` until `guarded_by` is called)."""
+        if self._stage_guard is None:
+            self.guarded_by(DropLog())
+        assert self._stage_guard is not None
+        return self._stage_guard
+
+    def _fatal(self, error: BaseException) -> None:
+        self.on_error(error)  # looked up at call time: `on_error` may be set after the guard
+
+    def attempt(self, work: Callable[[], Any]) -> Any:
+        """`work()`, or `DROPPED` when it raised (see `StageGuard.run`)."""
+        return self.stage_guard.run(work)
 
     def guard(self, work: Callable[[], Any]) -> Any:
-        try:
-            return work()
-        except Exception as error:  # noqa: BLE001 - reported, then the app stops
-            self.on_error(error)
-            return None
+        """`work()`, or None when it raised and the frame is dropped."""
+        result = self.attempt(work)
+        return None if result is DROPPED else result
 
 
 class SourceProducer(_Guarded, Producer):
     """Capture for local runs: pulls frames from a `FileSource`, then one end-of-stream marker."""
+
+    stage = "capture"
 
     def __init__(self, source: FileSource, max_frames: int | None = None) -> None:
         super().__init__()
@@ -59,7 +95,9 @@ class SourceProducer(_Guarded, Producer):
             return None
         item = None
         if self.max_frames is None or self.count < self.max_frames:
-            item = self.guard(self.source.read)
+            item = self.attempt(self.source.read)
+            if item is DROPPED:  # counted and logged by the guard; read on
+                return None
         if item is None:
             self._ended = True
             log.info("%s: end after %d frames", self.source.name, self.count)
@@ -73,17 +111,48 @@ class SourceProducer(_Guarded, Producer):
 
 
 class CameraFrames(_Guarded, Pipe):
-    """Capture for cameras: actfw capture frame bytes -> oriented RGB `FrameState`."""
+    """Capture for cameras: actfw capture frame bytes -> oriented RGB `FrameState`.
+
+    `last_frame` (time.monotonic()) is when the camera last delivered a buffer: the watchdog
+    (`handpose.faults.Watchdog`) stops the application when it gets old. A buffer that is no
+    frame is dropped (counted in the source's `drops`); as many in a row as the guard's limit
+    stop the application with a `SourceError` (the camera delivers another size).
+    """
+
+    stage = "capture"
 
     def __init__(self, source: CameraSource) -> None:
         super().__init__()
         self.source = source
         self.count = 0
+        self.last_frame: float | None = None
+        self.bad_in_a_row = 0
+        self._last_size = 0
+
+    def _decode(self, frame: Any) -> tuple[Any, float] | None:
+        value = frame.getvalue()
+        self._last_size = len(value)
+        return self.source.decode(value)
 
     def proc(self, frame: Any) -> FrameState | None:
-        decoded = self.guard(lambda: self.source.decode(frame.getvalue()))
-        if decoded is None:
+        if frame is None:  # a capture task that had nothing (it is stopping)
             return None
+        self.last_frame = time.monotonic()
+        decoded = self.guard(lambda: self._decode(frame))
+        if decoded is None:
+            self.bad_in_a_row += 1
+            if self.bad_in_a_row == self.stage_guard.limit:
+                source = self.source
+                self.on_error(
+                    SourceError(
+                        f"{source.name}: {self.bad_in_a_row} camera buffers in a row are no "
+                        f"{source.width}x{source.height} RGB24 frame (the last had "
+                        f"{self._last_size} bytes); set capture_width and capture_height to a "
+                        "size the camera delivers"
+                    )
+                )
+            return None
+        self.bad_in_a_row = 0
         image, stamp = decoded
         self.count += 1
         return FrameState(index=self.count - 1, timestamp=stamp, image=image)
@@ -91,6 +160,10 @@ class CameraFrames(_Guarded, Pipe):
 
 class _StagePipe(_Guarded, Pipe):
     name = "stage"
+
+    @property
+    def stage(self) -> str:  # type: ignore[override]
+        return self.name
 
     def proc(self, state: FrameState | None) -> FrameState | None:
         if state is None or state.end:
@@ -106,16 +179,23 @@ class _StagePipe(_Guarded, Pipe):
 
 
 class DetectTask(_StagePipe):
-    """Detect: `state.hands` = boxes in frame pixels."""
+    """Detect: `state.hands` = boxes in frame pixels (with a tracker: the followed hands at
+    their predicted boxes, the detector run only when the tracker asks for it)."""
 
     name = "detect"
 
-    def __init__(self, detector: HandDetector) -> None:
+    def __init__(self, detector: HandDetector, tracker: HandTracker | None = None) -> None:
         super().__init__()
         self.detector = detector
+        self.tracker = tracker
 
     def work(self, state: FrameState) -> None:
-        state.hands = self.detector.detect(state.image)
+        if self.tracker is None:
+            state.hands, state.detected = self.detector.detect(state.image), True
+            return
+        detections = self.detector.detect(state.image) if self.tracker.needs_detection() else None
+        state.hands = self.tracker.locate(state.timestamp, detections)
+        state.detected = detections is not None
 
 
 class CropTask(_StagePipe):
@@ -132,22 +212,40 @@ class CropTask(_StagePipe):
 
 
 class PoseTask(_StagePipe):
-    """Pose: `state.hands` = hands with keypoints in frame pixels and 3D joints."""
+    """Pose: `state.hands` = hands with keypoints in frame pixels and 3D joints; with `post`,
+    then track ids, smoothing and gestures (`handpose.pipeline.post`, timed as "track")."""
 
     name = "pose"
 
-    def __init__(self, estimator: PoseEstimator, swap: bool = False) -> None:
+    def __init__(
+        self, estimator: PoseEstimator, swap: bool = False, post: Postprocess | None = None
+    ) -> None:
         super().__init__()
         self.estimator = estimator
         self.swap = swap
+        self.post = post
+
+    def proc(self, state: FrameState | None) -> FrameState | None:
+        out = super().proc(state)
+        if out is not None and not out.end and "track" in out.timings:
+            out.timings["pose"] = max(out.timings["pose"] - out.timings["track"], 0.0)
+        return out
 
     def work(self, state: FrameState) -> None:
-        state.hands = swap_handedness(self.estimator(state.crops), self.swap)
+        posed = self.estimator(state.crops)
         state.crops = []
+        if self.post is None:
+            state.hands = swap_handedness(posed, self.swap)
+            return
+        start = time.perf_counter()
+        state.hands = self.post(state.timestamp, posed, state.size)
+        state.timings["track"] = (time.perf_counter() - start) * 1e3
 
 
 class PresentTask(_Guarded, Consumer):
     """Present: overlay, events, heartbeat; calls `on_end` at the end-of-stream marker."""
+
+    stage = "present"
 
     def __init__(self, presenter: Presenter, on_end: Callable[[], None]) -> None:
         super().__init__()

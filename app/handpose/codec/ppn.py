@@ -34,6 +34,9 @@ Decoding (`decode`): score(cell, k) = resp * conf. The wrist and the finger base
 its children in EDGES) take the argmax over all cells; every other keypoint, walking each finger
 from base to tip, takes the argmax within +-window cells (+-tip_window for tips) of its parent's
 cell. Position = (cell + offset) * stride; the keypoint score is resp * conf at that cell.
+Outputs outside their activation's range (a foreign model, a bad quantization) are clipped to it
+first, pose to [0, 1] and vect to [-1, 1], NaN read as 0: keypoints always lie inside the crop,
+scores in [0, 1] and directions are unit (or zero).
 """
 
 from __future__ import annotations
@@ -418,6 +421,9 @@ def decode(pose: np.ndarray, vect: np.ndarray, config: PPNConfig | None = None) 
             f"for input {config.input_hw} and grid {config.grid_hw}, got {pose.shape} / "
             f"{vect.shape}"
         )
+    # clip to the activations' ranges (NaN -> 0): keypoints inside the crop, scores in [0, 1]
+    pose = np.clip(np.nan_to_num(pose, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    vect = np.clip(np.nan_to_num(vect, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     p = pose.reshape(gh, gw, config.K, 6)
     score = p[..., 0] * p[..., 1]  # (Gh, Gw, K)
     parents = config.parents

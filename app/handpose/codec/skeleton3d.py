@@ -12,10 +12,19 @@ from handpose.skeleton import BONE_LENGTHS_MM, EDGES, NUM_BONES, NUM_KEYPOINTS
 
 
 def normalize(vectors: np.ndarray, eps: float = 1e-9) -> np.ndarray:
-    """Vectors (..., 3) scaled to unit length; (near-)zero vectors stay zero."""
+    """Vectors (..., 3) scaled to unit length; (near-)zero vectors and vectors with a non-finite
+    component (an unknown direction) are zero.
+
+    v / |v| is computed as u / |u| with u = v / max|v_i|, so huge vectors do not overflow.
+    """
     v = np.asarray(vectors, np.float64)
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.where(norm > eps, v / np.maximum(norm, eps), 0.0)
+    v = np.where(np.isfinite(v).all(axis=-1, keepdims=True), v, 0.0)
+    scale = np.abs(v).max(axis=-1, keepdims=True)
+    u = v / np.where(scale > 0, scale, 1.0)
+    unit_norm = np.linalg.norm(u, axis=-1, keepdims=True)  # in [1, sqrt(3)] unless zero
+    with np.errstate(over="ignore"):
+        norm = scale * unit_norm  # |v|, inf when it overflows (still > eps)
+    return np.where(norm > eps, u / np.where(unit_norm > 0, unit_norm, 1.0), 0.0)
 
 
 def joints_from_directions(
@@ -48,7 +57,9 @@ def bone_directions(joints_3d: np.ndarray) -> np.ndarray:
     j = np.asarray(joints_3d, np.float64)
     parents = np.array([p for p, _ in EDGES])
     children = np.array([c for _, c in EDGES])
-    return normalize(j[..., children, :] - j[..., parents, :]).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: an unknown direction (zero)
+        bones = j[..., children, :] - j[..., parents, :]
+    return normalize(bones).astype(np.float32)
 
 
 def bone_lengths(joints_3d: np.ndarray) -> np.ndarray:

@@ -87,14 +87,13 @@ def main(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     presenter = app.presenter
     frames = presenter.frames if presenter else 0
-    skipped = source.skipped
     log.info(
-        "processed %d frames in %.1f s (%.1f FPS), %d events, %d corrupt frames skipped",
+        "processed %d frames in %.1f s (%.1f FPS), %d events, %s",
         frames,
         elapsed,
         frames / elapsed if elapsed > 0 else 0.0,
         presenter.events if presenter else 0,
-        skipped,
+        app.drops.summary(),
     )
     if isinstance(source, CameraSource) and frames == 0:
         log.warning("no frame came from %s", source.name)
