@@ -7,6 +7,8 @@ Actions (one sub-parser each, more can be added in `ACTIONS`):
   sheet of samples with their boxes and skeletons.
 - `clip --out FILE.mp4 [--frames 150] [--seed S] [--size 640x480] [--fps 15]`: a synthetic
   video (H.264 when PyAV's FFmpeg has libx264, else MPEG-4 part 2) and optionally its labels.
+- `autolabel (--images DIR | --video FILE) --out DATASET [--min-score S] [--models DIR]`: a
+  dataset in the project format labelled by a teacher model set (`models.data.autolabel`).
 """
 
 from __future__ import annotations
@@ -217,11 +219,29 @@ def clip_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_autolabel(p: argparse.ArgumentParser) -> None:
+    from models.data.autolabel import add_arguments
+
+    add_arguments(p)
+
+
+def autolabel_action(args: argparse.Namespace) -> int:
+    """Label footage with a teacher model set (`models.data.autolabel`)."""
+    from models.data.autolabel import action
+
+    return action(args)
+
+
 #: action name -> (argument adder, handler, help); other areas may add actions (e.g. autolabel)
 ACTIONS: dict[str, tuple[Callable, Callable, str]] = {
     "render": (_add_render, render_action, "render a synthetic dataset in the project format"),
     "preview": (_add_preview, preview_action, "contact sheet of a dataset spec with labels"),
     "clip": (_add_clip, clip_action, "render a synthetic video clip (MP4) of moving hands"),
+    "autolabel": (
+        _add_autolabel,
+        autolabel_action,
+        "label images or a video with a teacher model set (MediaPipe) into a dataset",
+    ),
 }
 
 
