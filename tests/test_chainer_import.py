@@ -298,6 +298,7 @@ def our_detections(meta, outputs, score_threshold=0.6):
         score_threshold=score_threshold,
         nms_threshold=meta.decode["nms_threshold"],
         max_detections=100000,
+        merge_sides=False,  # the seed's per-class thresholds and NMS
     )
     return hands
 
