@@ -86,6 +86,12 @@ class ModelRunner:
         norm = metadata.normalization
         self._mean = np.asarray(norm["mean"], np.float32) if norm else None
         self._std = np.asarray(norm["std"], np.float32) if norm else None
+        # camera pixels go in as they are: uint8 input, no quantization or an identity one
+        # (scale 1, zero point 0, our int8 models), and no normalisation outside the model
+        identity = self._input_quant is None or (
+            float(self._input_quant[0]) == 1.0 and int(self._input_quant[1]) == 0
+        )
+        self._raw_input = self._input_dtype == np.uint8 and identity and self._mean is None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -132,7 +138,7 @@ class ModelRunner:
         if image.shape[:2] != self.input_size:
             raise ValueError(f"image is {image.shape[:2]}, the model expects {self.input_size}")
         buffer = self._input_buffer
-        if self._input_dtype == np.uint8 and self._input_quant is None:
+        if self._raw_input:  # no float copy of the frame on the hot path
             buffer[0] = image
         elif self._input_quant is not None:
             scale, zero = self._input_quant
