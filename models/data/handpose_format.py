@@ -20,7 +20,6 @@ written last (by `close`), so a folder without it is an unfinished or foreign da
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,6 +29,7 @@ from PIL import Image
 
 from handpose.errors import HandposeError
 from handpose.hand import Hand
+from models.data.loaders.common import IndexedDataset
 from models.data.sample import Sample
 
 FORMAT = "handpose-dataset/1"
@@ -119,7 +119,7 @@ def _hand_from_record(data: dict[str, Any]) -> Hand:
     return hand.replace(track_id=None) if hand.track_id is not None else hand
 
 
-class HandposeDataset(Sequence):
+class HandposeDataset(IndexedDataset):
     """A project-format dataset folder as a sequence of `Sample` (images decoded on access).
 
     Args:
@@ -168,6 +168,7 @@ class HandposeDataset(Sequence):
                 f"{len(self.records)} lines: the dataset is incomplete; write it again"
             )
         self.count = len(self.records)
+        super().__init__(self.name, self.count, self._load_record)
 
     @staticmethod
     def _read_labels(labels_path: Path) -> list[dict[str, Any]]:
@@ -191,21 +192,7 @@ class HandposeDataset(Sequence):
                 records.append(record)
         return records
 
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[Sample]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"{self.name} index {index} out of range 0..{len(self) - 1}")
+    def _load_record(self, index: int) -> Sample:
         record = self.records[index]
         file = self.path / record["file"]
         image = load_rgb(file)
