@@ -7,6 +7,9 @@ Multibox (SSD, as ChainerCV / the seed):
     conf = sum_{positives + hard negatives} CE(softmax(logits), label) / n_pos
   hard negatives: per image the 3 * n_pos_i background boxes with the largest cross-entropy;
   n_pos = max(total positives in the batch, 1).
+  A positive labelled C + 1 (a hand whose side is unknown, e.g. real photographs labelled
+  "hand" for a left/right detector) has CE = -log(sum_{c=1..C} p_c) = -log(1 - p_background):
+  any side is right, only "background" is wrong.
 
 Pose Proposal Network (Sekii 2018, as the seed), summed over cells and parts, divided by batch:
     resp  = sum (r - r_t)^2                                     (all cells)
@@ -57,7 +60,8 @@ def multibox_loss(
     Args:
         pred_loc: (B, N, 4) predicted offsets; gt_loc: (B, N, 4) encoded targets.
         pred_logits: (B, N, C + 1) class logits (background 0).
-        gt_labels: (B, N) int labels, 0 = background, -1 = ignore (never mined).
+        gt_labels: (B, N) int labels, 0 = background, 1..C a class, C + 1 a hand of unknown
+            side (CE -log(1 - p_background)), -1 = ignore (never mined).
     Returns: {"loc", "conf", "total"} scalars.
     """
     pred_loc, gt_loc = ops.cast(pred_loc, "float32"), ops.cast(gt_loc, "float32")
@@ -70,8 +74,12 @@ def multibox_loss(
     loc = ops.sum(ops.sum(smooth_l1(pred_loc - gt_loc), axis=-1) * positive) / n_pos
 
     labels = ops.maximum(gt_labels, 0)
+    depth = ops.shape(pred_logits)[-1]  # C + 1
     log_probs = ops.log_softmax(pred_logits, axis=-1)
-    ce = -ops.sum(log_probs * ops.one_hot(labels, ops.shape(pred_logits)[-1]), axis=-1)  # (B, N)
+    ce = -ops.sum(log_probs * ops.one_hot(labels, depth), axis=-1)  # (B, N)
+    # unknown side (label C + 1): -log sum_{c >= 1} p_c, i.e. -logsumexp of the hand log-probs
+    ce_any = -ops.logsumexp(log_probs[..., 1:], axis=-1)
+    ce = ops.where(gt_labels == depth, ce_any, ce)
     # hard negative mining on a gradient-free copy: rank background boxes by their CE
     background = ops.cast(gt_labels == 0, "float32")
     mining = ops.stop_gradient(ce) * background - 1e9 * (1.0 - background)

@@ -21,11 +21,23 @@ rotation about the box centre.
 
 Defaults are the seed system's (docs SEED_SYSTEM.md): detector x-flip and rotation ±30°;
 pose rotation ±90°, crop scale 1.0-1.5, shift ±0.15, 224x224.
+
+Two detector augmentations make big hands small (real photographs are often close-ups, the Pi
+camera sees hands at arm's length), both compositing with `composite`, which warps a sample by
+its affine and blends it by the warp of an all-ones mask over another image:
+- zoom-out: the sample shrunk by f ~ U(lo, hi) < 1 and moved to a random position
+  (`zoom_out_affine`) over a hand-free background of the synthetic renderer
+  (`hand_free_background`) instead of a black border;
+- paste: the pixels around a labelled hand of another sample (`hand_patches`) pasted 1-2 times
+  at a random size and position that overlaps no existing box (`paste_hands`); their labels
+  are added.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -302,4 +314,143 @@ def pose_crop(
     out.meta["mirrored"] = mirror
     if rng is not None and config.color is not None:
         out.image = color_jitter(out.image, config.color, rng)
+    return out
+
+
+# -------------------------------------------------------------------- zoom-out and paste
+
+
+def composite(
+    base: np.ndarray,
+    sample: Sample,
+    M: np.ndarray,
+    hands: list[Hand] | None = None,
+    min_inside: float = 0.0,
+) -> Sample:
+    """`sample` warped by M (sample px -> base px) and laid over the image `base`.
+
+    out = a * warp(sample.image) + (1 - a) * base, with a = warp of an all-ones mask of the
+    sample's size (1 where the sample covers the output). Labels are those of
+    `warp_sample(sample, M, base size, hands, min_inside)` (the hands of `base` are not known
+    here: the caller keeps them).
+
+    Args:
+        base: uint8 (H, W, 3), the image the sample is laid over (the output size).
+    Returns: a new Sample (H, W, 3); meta["affine"] is M.
+    """
+    h, w = base.shape[:2]
+    warped = warp_sample(sample, M, (h, w), hands=hands, min_inside=min_inside)
+    ones = np.full(sample.image.shape[:2], 255, np.uint8)
+    alpha = geometry.warp_image(ones, M, (h, w)).astype(np.float32)[..., None] / 255.0
+    image = alpha * warped.image.astype(np.float32) + (1.0 - alpha) * base.astype(np.float32)
+    warped.image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    return warped
+
+
+def hand_free_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A uint8 (H, W, 3) background without hands: the synthetic renderer's
+    (`models.data.synthetic.backgrounds.background`: photographs or procedural textures, with
+    distractors)."""
+    from models.data.synthetic.backgrounds import background
+
+    return np.clip(background(rng, height, width) + 0.5, 0, 255).astype(np.uint8)
+
+
+def zoom_out_affine(width: int, height: int, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """Shrink a width x height image by `factor` (< 1) to a random place inside itself:
+    p -> factor p + t, t ~ U(0, (1 - factor) (W, H)) per axis. (2, 3)."""
+    t = rng.uniform(0.0, 1.0, 2) * (1.0 - factor) * np.array([width, height], np.float64)
+    return np.array([[factor, 0.0, t[0]], [0.0, factor, t[1]]], np.float64)
+
+
+@dataclass(frozen=True)
+class HandPatch:
+    """The pixels around one labelled hand, to paste into other images.
+
+    Attributes:
+        image: uint8 (h, w, 3), the hand's box grown by `grow` (side x (1 + grow), about its
+            centre), clipped to the image.
+        hand: its label in patch pixels (box clipped to the patch, no 3D joints).
+        origin: identifies the sample it came from (a sample never receives its own hands).
+    """
+
+    image: np.ndarray
+    hand: Hand
+    origin: Any = None
+
+
+def hand_patches(
+    sample: Sample, origin: Any = None, grow: float = 0.1, min_side: float = 4.0
+) -> list[HandPatch]:
+    """A `HandPatch` per labelled hand of `sample` whose box is at least `min_side` px a side."""
+    patches = []
+    for hand in sample.hands:
+        box = np.asarray(hand.box, np.float64)
+        centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * (1.0 + grow)
+        x0, y0 = np.maximum(np.floor(centre - half), 0).astype(int)
+        x1 = int(min(np.ceil(centre[0] + half[0]), sample.width))
+        y1 = int(min(np.ceil(centre[1] + half[1]), sample.height))
+        if min(x1 - x0, y1 - y0) < min_side or min(box[2:] - box[:2]) < min_side:
+            continue
+        shift = np.array([x0, y0], np.float32)
+        local = np.clip(box - np.tile(shift, 2), 0, [x1 - x0, y1 - y0, x1 - x0, y1 - y0])
+        keypoints = None if hand.keypoints is None else hand.keypoints - shift
+        patches.append(
+            HandPatch(
+                image=np.ascontiguousarray(sample.image[y0:y1, x0:x1]),
+                hand=hand.replace(box=local, keypoints=keypoints, joints_3d=None),
+                origin=origin,
+            )
+        )
+    return patches
+
+
+def paste_hands(
+    sample: Sample,
+    patches: Sequence[HandPatch],
+    scale: tuple[float, float],
+    rng: np.random.Generator,
+    count: int | None = None,
+    tries: int = 20,
+) -> Sample:
+    """`sample` with `count` (default 1 or 2) patches pasted over it, their hands added.
+
+    Each patch is scaled so its longer side is U(scale) x min(H, W) and put at a uniform random
+    position inside the image whose rectangle has no overlap (IoU 0) with any box already
+    there (pasted ones included); after `tries` positions that all overlap the paste is
+    skipped. Pixels and labels follow the same affine p -> s p + t (`composite`).
+    """
+    if not patches:
+        return sample
+    h, w = sample.height, sample.width
+    count = int(rng.integers(1, 3)) if count is None else int(count)
+    out = replace(sample, hands=list(sample.hands), meta=dict(sample.meta))
+    for _ in range(count):
+        patch = patches[int(rng.integers(len(patches)))]
+        ph, pw = patch.image.shape[:2]
+        s = rng.uniform(*scale) * min(h, w) / max(ph, pw)
+        nw, nh = s * pw, s * ph
+        if nw >= w or nh >= h:
+            continue
+        corners = rng.uniform(0.0, 1.0, (tries, 2)) * np.array([w - nw, h - nh])
+        rects = np.concatenate([corners, corners + [nw, nh]], axis=1)  # (tries, 4)
+        boxes = np.asarray([hand.box for hand in out.hands], np.float64).reshape(-1, 4)
+        overlap_w = np.minimum(rects[:, None, 2], boxes[None, :, 2]) - np.maximum(
+            rects[:, None, 0], boxes[None, :, 0]
+        )
+        overlap_h = np.minimum(rects[:, None, 3], boxes[None, :, 3]) - np.maximum(
+            rects[:, None, 1], boxes[None, :, 1]
+        )
+        free = ~np.any((overlap_w > 0) & (overlap_h > 0), axis=1)
+        if not free.any():
+            continue
+        x0, y0 = corners[int(np.argmax(free))]
+        M = np.array([[s, 0.0, x0], [0.0, s, y0]], np.float64)
+        pasted = composite(out.image, Sample(image=patch.image, hands=[patch.hand]), M)
+        out.image = pasted.image
+        lo, hi = np.array([x0, y0]), np.array([x0 + nw, y0 + nh])
+        out.hands.extend(  # keypoint-grown boxes stay inside the pasted rectangle
+            hand.replace(box=np.clip(hand.box, np.tile(lo, 2), np.tile(hi, 2)))
+            for hand in pasted.hands
+        )
     return out

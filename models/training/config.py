@@ -13,6 +13,9 @@ A config file has four tables (every key optional, defaults below):
              head_bn = false          # detector: the seed's head layout (for imported weights)
              smin = 0.025             # detector: smallest default box side / input side (seed)
              backbone_weights = ""    # optional local .keras / .npz file (layers by name)
+             init = ""                # fine-tune: start from these weights (a .weights.h5
+                                      # file, or a run folder: RUN/checkpoints/best.weights.h5)
+                                      # of the same network; ignored by --resume
     [train]  batch = 16; steps = 4000; lr = 1e-3; schedule = "cosine" | "constant"
              warmup = 100; weight_decay = 0.0; val_every = 500; val_samples = 200; seed = 0
              log_every = 10
@@ -20,6 +23,10 @@ A config file has four tables (every key optional, defaults below):
     [augment] flip = true; rotate_deg = 30; scale = [1.0, 1.5]; shift = 0.15
               color = 0.2              # brightness/contrast/saturation jitter amplitude
               crop_scale = [0.85, 1.3]  # pose: side = max(box w, h) * 1.2 (app) * U(crop_scale)
+              zoom_out_prob = 0.0      # detector: probability of shrinking the image by
+              zoom_out = [0.4, 0.9]    #   U(zoom_out) onto a hand-free background
+              paste_prob = 0.0         # detector: probability of pasting 1-2 hands of other
+              paste_scale = [0.08, 0.3]  #   samples, longer side U(paste_scale) x input size
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "head_bn": False,
         "smin": 0.025,
         "backbone_weights": "",
+        "init": "",
     },
     "train": {
         "batch": 16,
@@ -65,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
         "shift": 0.15,
         "color": 0.2,
         "crop_scale": [0.85, 1.3],
+        "zoom_out_prob": 0.0,
+        "zoom_out": [0.4, 0.9],
+        "paste_prob": 0.0,
+        "paste_scale": [0.08, 0.3],
     },
 }
 
@@ -107,6 +119,24 @@ def resolve_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]
         raise HandposeError(f"{where}: data.occluded must be 'train' or 'ignore'")
     if train["schedule"] not in ("cosine", "constant"):
         raise HandposeError(f"{where}: train.schedule must be 'cosine' or 'constant'")
+    if not isinstance(model["init"], str):
+        raise HandposeError(f'{where}: model.init must be a path string (or "" for none)')
+    augment = config["augment"]
+    for key in ("zoom_out_prob", "paste_prob"):
+        if not isinstance(augment[key], int | float) or not 0.0 <= float(augment[key]) <= 1.0:
+            raise HandposeError(f"{where}: augment.{key} must be a probability 0..1")
+    for key, hint in (("zoom_out", "[0.4, 0.9]"), ("paste_scale", "[0.08, 0.3]")):
+        value = augment[key]
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) for v in value)
+            or not 0.0 < float(value[0]) <= float(value[1]) <= 1.0
+        ):
+            raise HandposeError(
+                f"{where}: augment.{key} must be [lo, hi] with 0 < lo <= hi <= 1 "
+                f"(e.g. {hint}), got {value!r}"
+            )
     return config
 
 

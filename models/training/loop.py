@@ -238,6 +238,10 @@ class Trainer:
             self.model = runfiles.build_model(config)
             self.optimizer = make_optimizer(config, self.total_steps)
             self.optimizer.build(self.model.trainable_variables)
+        init = str(config["model"].get("init") or "")
+        if init and not resume:  # fine-tuning; on --resume the run's own checkpoint wins
+            loaded = runfiles.load_init_weights(self.model, init)
+            log.info("initial weights from %s", loaded)
         self.state: dict[str, Any] = {
             "step": 0,
             "best_metric": None,
@@ -248,7 +252,11 @@ class Trainer:
         (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         if resume:
             saved = json.loads((self.out / runfiles.CONFIG_FILE).read_text())
-            if saved.get("model") != config["model"] or saved.get("task") != config["task"]:
+            # model.init only matters at step 0 (and runs older than the key lack it)
+            same = {k: v for k, v in config["model"].items() if k != "init"} == {
+                k: v for k, v in saved.get("model", {}).items() if k != "init"
+            }
+            if not same or saved.get("task") != config["task"]:
                 raise HandposeError(
                     f"--resume: {self.out}/config.json describes another network than the config"
                 )

@@ -7,7 +7,11 @@ and the app see the same pixels.
 - detector: the sample under `augment.random_affine` (rotation about the image centre, zoom,
   shift, mirror; a mirror swaps left <-> right), then the centre square of side min(H, W)
   resized to S x S, as the app's camera path does. Hands keeping less than `MIN_INSIDE` of
-  their box area inside the input are dropped.
+  their box area inside the input are dropped. Optionally (augment zoom_out_prob, paste_prob)
+  the result is shrunk onto a hand-free background and hands of other samples are pasted in
+  (`augment.composite`, `augment.paste_hands`). Labels: 1..C the index in `classes` + 1; with
+  C >= 2 classes a hand labelled "hand" (side unknown: real photographs) gets C + 1, which the
+  loss counts as "any hand" (`models.losses.multibox_loss`).
 - pose: `augment.pose_crop`: exactly the app's crop of the hand's label box (scale
   `APP_CROP_SCALE`, left hands mirrored) and, in training, a random scale U(augment.crop_scale)
   of the box side, shift and rotation about the box centre. 3D joints follow the crop's
@@ -17,6 +21,7 @@ Validation examples use the same functions with augmentation off.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +51,8 @@ def color_config(amount: float) -> aug.ColorJitter | None:
 
 @dataclass
 class DetectorExample:
-    """image uint8 (S, S, 3); boxes float32 (M, 4) [x0, y0, x1, y1]; labels int (M,) 1..C."""
+    """image uint8 (S, S, 3); boxes float32 (M, 4) [x0, y0, x1, y1]; labels int (M,) 1..C, or
+    C + 1 for a hand of unknown side (C >= 2)."""
 
     image: np.ndarray
     boxes: np.ndarray
@@ -59,11 +65,16 @@ def detector_example(
     classes: tuple[str, ...],
     augment: dict[str, Any] | None,
     rng: np.random.Generator | None,
+    patches: Sequence[aug.HandPatch] = (),
 ) -> DetectorExample:
-    """One detector input from a sample (augment None: the centre square, unchanged)."""
+    """One detector input from a sample (augment None: the centre square, unchanged).
+
+    `patches`: hands of other samples that augment["paste_prob"] may paste in.
+    """
     w, h = sample.width, sample.height
     M = geometry.crop_affine(geometry.center_square(w, h), size, False)
     jitter = None
+    zoom = paste = False
     if augment is not None and rng is not None:
         config = aug.AugmentConfig(
             rotate_deg=float(augment["rotate_deg"]),
@@ -73,7 +84,22 @@ def detector_example(
         )
         M = geometry.compose_affine(aug.random_affine(w, h, config, rng), M)
         jitter = color_config(augment["color"])
-    warped = aug.warp_sample(sample, M, size, min_inside=MIN_INSIDE)
+        # no draw when a probability is 0, so configs without these keep their random stream
+        zoom_prob = float(augment.get("zoom_out_prob", 0.0))
+        zoom = zoom_prob > 0 and rng.uniform() < zoom_prob
+        paste_prob = float(augment.get("paste_prob", 0.0))
+        paste = paste_prob > 0 and len(patches) > 0 and rng.uniform() < paste_prob
+    if zoom and rng is not None and augment is not None:
+        lo, hi = augment["zoom_out"]
+        factor = rng.uniform(float(lo), float(hi))
+        M = geometry.compose_affine(M, aug.zoom_out_affine(size, size, factor, rng))
+        base = aug.hand_free_background(rng, size, size)
+        warped = aug.composite(base, sample, M, min_inside=MIN_INSIDE)
+    else:
+        warped = aug.warp_sample(sample, M, size, min_inside=MIN_INSIDE)
+    if paste and rng is not None and augment is not None:
+        scale = (float(augment["paste_scale"][0]), float(augment["paste_scale"][1]))
+        warped = aug.paste_hands(warped, patches, scale, rng)
     image = warped.image
     if jitter is not None and rng is not None:
         image = aug.color_jitter(image, jitter, rng)
@@ -83,6 +109,8 @@ def detector_example(
             label = 1
         elif hand.handedness in classes:
             label = classes.index(hand.handedness) + 1
+        elif hand.handedness == "hand":  # side unknown: "one of the classes"
+            label = len(classes) + 1
         else:
             continue
         if min(hand.box[2] - hand.box[0], hand.box[3] - hand.box[1]) < 2:

@@ -14,6 +14,7 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,56 @@ def build_model(config: dict[str, Any]) -> keras.Model:
         padding=model["padding"],
         backbone_weights=weights,
     )
+
+
+def init_weights_path(init: str | Path) -> Path:
+    """The weights file `[model] init` names: a `.weights.h5` file, or a run folder (its
+    checkpoints/best.weights.h5, else checkpoints/last.weights.h5)."""
+    path = Path(init).expanduser()
+    if path.is_dir():
+        for name in (BEST_WEIGHTS, LAST_WEIGHTS):
+            if (path / name).is_file():
+                return path / name
+        raise HandposeError(
+            f"model.init: {path} is a folder without {BEST_WEIGHTS}: name a training run "
+            "folder that has a checkpoint, or a .weights.h5 file"
+        )
+    if not path.is_file():
+        raise HandposeError(
+            f"model.init: {path} does not exist: name a .weights.h5 file or a training run "
+            "folder (`handpose train ... --out RUN_DIR`), or remove the key to start afresh"
+        )
+    if not path.name.endswith(".weights.h5"):
+        raise HandposeError(
+            f"model.init: {path} is not a .weights.h5 file (use RUN/checkpoints/"
+            "best.weights.h5 or the run folder itself)"
+        )
+    return path
+
+
+def load_init_weights(model: keras.Model, init: str | Path) -> Path:
+    """Load the `[model] init` weights into a freshly built `model` (fine-tuning).
+
+    Raises HandposeError naming the file when it is missing or belongs to another network
+    (a different width, input size, class count or head layout). Returns the file loaded.
+    """
+    path = init_weights_path(init)
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as error:
+        text = str(error)
+        shapes = re.search(r"variable\.shape=\S+ Received: value\.shape=\S+", text)
+        layer = re.search(r"object <\w+ name=([\w/.-]+)", text)
+        detail = (
+            f"layer {layer.group(1) if layer else '?'}: {shapes.group(0).rstrip('.')}"
+            if shapes
+            else (text.strip().splitlines() or [type(error).__name__])[0][:200]
+        )
+        raise HandposeError(
+            f"model.init: {path} does not fit this network ({detail}): its [model] width, "
+            "classes, padding and head_bn must be those of the run it comes from"
+        ) from error
+    return path
 
 
 def default_box_config(config: dict[str, Any]) -> Any:

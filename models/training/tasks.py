@@ -121,25 +121,35 @@ class DetectorTask(Task):
         self.priors = box_codec.default_boxes(self.box_config)
 
     def encode(self, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """boxes (M, 4), labels (M,) 1..C -> loc (N, 4), labels (N,) 0 = background."""
+        """boxes (M, 4), labels (M,) 1..C (C + 1: side unknown, C >= 2) -> loc (N, 4), labels
+        (N,) 0 = background, else the matched box's label."""
+        known = len(self.classes) + (1 if len(self.classes) > 1 else 0)
         loc, lab = self.codec.encode(
             self.priors,
             boxes,
             labels - 1,
             iou_threshold=self.match_iou,
             variance=self.box_config.variance,
-            num_classes=len(self.classes),
+            num_classes=known,  # the codec passes label indices through unchanged
         )
         return np.asarray(loc, np.float32), np.asarray(lab, np.int32)
 
     def train_batch(self, step: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         rng = np.random.default_rng([seed, step])
         idx = rng.integers(0, len(self.train_data), self.batch)
+        samples = [self.train_data[int(i)] for i in idx]
+        # paste augmentation: the hands of the batch's other samples (no extra decoding, and
+        # the batch still depends only on (seed, step))
+        pool: list[Any] = []
+        if float(self.augment.get("paste_prob", 0.0)) > 0:
+            from models.data.augment import hand_patches
+
+            for j, sample in enumerate(samples):
+                pool += hand_patches(sample, origin=int(idx[j]))
         images, locs, labels = [], [], []
-        for i in idx:
-            ex = detector_example(
-                self.train_data[int(i)], self.size, self.classes, self.augment, rng
-            )
+        for j, sample in enumerate(samples):
+            others = [p for p in pool if p.origin != int(idx[j])]
+            ex = detector_example(sample, self.size, self.classes, self.augment, rng, others)
             loc, lab = self.encode(ex.boxes, ex.labels)
             images.append(ex.image)
             locs.append(loc)
@@ -172,14 +182,24 @@ class DetectorTask(Task):
             for j, ex in enumerate(chunk):
                 predictions.append(self.decode(out["locations"][j], out["scores"][j]))
                 truths.append(self.truth(ex))
-        result = average_precision(predictions, truths, iou_threshold=0.5)
+        sided = len(self.classes) > 1
+        unknown = sided and any(h.handedness == "hand" for hands in truths for h in hands)
+        # per-side AP over the classes only: truths of unknown side ("hand") count in the
+        # class-agnostic AP below
+        classes = self.classes if unknown else None
+        result = average_precision(predictions, truths, iou_threshold=0.5, classes=classes)
         row = {"ap50": float(result.map), "recall": float(result.recall)}
         for name, value in result.ap.items():
             row[f"ap50_{name}"] = float(value)
-        if len(self.classes) > 1:  # class-agnostic AP: localisation without the side
+        if sided:  # class-agnostic AP: localisation without the side
             anon = [[h.replace(handedness="hand") for h in hands] for hands in predictions]
             anon_t = [[h.replace(handedness="hand") for h in hands] for hands in truths]
-            row["ap50_any_side"] = float(average_precision(anon, anon_t, iou_threshold=0.5).map)
+            agnostic = average_precision(anon, anon_t, iou_threshold=0.5)
+            row["ap50_any_side"] = float(agnostic.map)
+            if not any(h.handedness in self.classes for hands in truths for h in hands):
+                # no validation hand has a side (real photographs): rank checkpoints by
+                # localisation
+                row["ap50"], row["recall"] = float(agnostic.map), float(agnostic.recall)
         return row
 
     def decode(self, locations: np.ndarray, scores: np.ndarray) -> list[Any]:
@@ -197,7 +217,8 @@ class DetectorTask(Task):
     def truth(self, ex: Any) -> list[Any]:
         from handpose.hand import Hand
 
-        names = self.classes if len(self.classes) > 1 else ("hand",)
+        # label C + 1 (C >= 2): a hand of unknown side
+        names = (*self.classes, "hand") if len(self.classes) > 1 else ("hand",)
         return [
             Hand(handedness=names[int(lab) - 1], score=1.0, box=box)
             for box, lab in zip(ex.boxes, ex.labels, strict=True)
