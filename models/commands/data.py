@@ -9,6 +9,8 @@ Actions (one sub-parser each, more can be added in `ACTIONS`):
   video (H.264 when PyAV's FFmpeg has libx264, else MPEG-4 part 2) and optionally its labels.
 - `autolabel (--images DIR | --video FILE) --out DATASET [--min-score S] [--models DIR]`: a
   dataset in the project format labelled by a teacher model set (`models.data.autolabel`).
+- `teacher SPEC --out DIR`: keypoints and sides from a teacher for the human boxes of real
+  photo sets (`voc:`, `yolo:`, `folders:`), written as DIR/<split> (`models.data.teacher`).
 """
 
 from __future__ import annotations
@@ -232,6 +234,19 @@ def autolabel_action(args: argparse.Namespace) -> int:
     return action(args)
 
 
+def _add_teacher(p: argparse.ArgumentParser) -> None:
+    from models.data.teacher import add_arguments
+
+    add_arguments(p)
+
+
+def teacher_action(args: argparse.Namespace) -> int:
+    """Keypoints and sides for box / class-folder datasets (`models.data.teacher`)."""
+    from models.data.teacher import action
+
+    return action(args)
+
+
 #: action name -> (argument adder, handler, help); other areas may add actions (e.g. autolabel)
 ACTIONS: dict[str, tuple[Callable, Callable, str]] = {
     "render": (_add_render, render_action, "render a synthetic dataset in the project format"),
@@ -241,6 +256,11 @@ ACTIONS: dict[str, tuple[Callable, Callable, str]] = {
         _add_autolabel,
         autolabel_action,
         "label images or a video with a teacher model set (MediaPipe) into a dataset",
+    ),
+    "teacher": (
+        _add_teacher,
+        teacher_action,
+        "add a teacher's keypoints and sides to box / class-folder datasets (real photos)",
     ),
 }
 

@@ -8,7 +8,7 @@ Grammar (whitespace around `+` is ignored):
              | OPTIONS                  for synthetic (no path)
     OPTIONS := KEY "=" VALUE ( ("&" | ",") KEY "=" VALUE )*
     NAME    := synthetic | dir | rhd | freihand | stb | ganerated | synthhands | mhp | fhad
-             | cmu | coco
+             | cmu | coco | voc | yolo | folders
     WEIGHT  := a positive number
 
 `synthetic?seed=7` is accepted as a spelling of `synthetic:seed=7`. Examples:
@@ -19,6 +19,8 @@ Grammar (whitespace around `+` is ignored):
     rhd:/data/RHD_published_v2
     coco:/data/coco/annotations/coco_wholebody_train_v1.0.json?images=/data/coco/train2017
     synthetic*3+rhd:/data/RHD_published_v2  every synthetic item 3x per epoch, RHD once
+    voc:/data/hands?classes=*:hand          labelImg boxes, every class a hand (sides unknown)
+    yolo:/data/export?classes=lh:left;rh:right;*:drop
 
 Options every source accepts: `limit=N` (the first N items of the split) and `split=NAME`
 (override the split asked for: train | val | test | all). The other options belong to the
@@ -71,6 +73,9 @@ SOURCES: dict[str, tuple[str, str]] = {
     "fhad": ("fhad", "F-PHAB (holding Video_files/ and Hand_pose_annotation_v1/)"),
     "cmu": ("cmu", "hand_labels, hand_labels_synth or hand143_panopticdb"),
     "coco": ("coco", "a COCO keypoint annotation .json (option images=FOLDER)"),
+    "voc": ("voc", "a folder of Pascal VOC .xml files (labelImg) or a VOC tree (Annotations/)"),
+    "yolo": ("yolo", "a YOLO txt export (train/images + train/labels, ... or images/ + labels/)"),
+    "folders": ("folders", "a folder of class folders of images (no boxes; for the teacher)"),
 }
 
 _WEIGHT = re.compile(r"\*\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
