@@ -1,6 +1,8 @@
 """`handpose evaluate`: score `handpose predict` output against ground truth.
 
     handpose evaluate --pred preds.json --gt GT [--split all] [--plots DIR] [--json OUT]
+    handpose evaluate --models DIR [--models DIR ...] --gt [NAME=]SPEC [--gt ...] [--split test]
+                      [--sheet PNG] [--json OUT]      (model sets side by side: compare.py)
 
 GT is a COCO keypoints json (COCO-WholeBody hands or 21-point COCO files such as OneHand10K)
 or any dataset spec (`dir:PATH`, `freihand:PATH`, ...). Predictions are matched to ground-truth
@@ -37,14 +39,28 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pred", required=True, type=Path, help="predictions (handpose predict)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pred", type=Path, help="predictions (handpose predict)")
+    source.add_argument(
+        "--models",
+        action="append",
+        metavar="DIR",
+        help="run these model folders instead (repeat to compare; models.commands.compare)",
+    )
     parser.add_argument(
-        "--gt", required=True, help="COCO keypoints json, or a dataset spec (dir:PATH, ...)"
+        "--gt",
+        required=True,
+        action="append",
+        help="COCO keypoints json, or a dataset spec (dir:PATH, ...); with --models: repeat, "
+        "optionally NAME=SPEC",
     )
     parser.add_argument("--split", default="all", help="split of a dataset spec (default all)")
     parser.add_argument("--iou", type=float, default=0.5, help="IoU of a match (default 0.5)")
-    parser.add_argument("--plots", type=Path, help="folder for pck.png and pr.png")
+    parser.add_argument("--plots", type=Path, help="folder for pck.png and pr.png (--pred)")
     parser.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+    parser.add_argument("--threads", type=int, default=2, help="TFLite threads (--models; 2)")
+    parser.add_argument("--sheet", type=Path, help="--models: contact sheet PNG of the first set")
+    parser.add_argument("--sheet-count", type=int, default=8, help="images per set on --sheet")
 
 
 def read_predictions(path: Path) -> dict[str, list[Hand]]:
@@ -267,6 +283,13 @@ def main(args: argparse.Namespace) -> int:
 
     from models.data.spec import open_dataset
 
+    if args.models:
+        from models.commands import compare
+
+        return compare.main(args)
+    if len(args.gt) != 1:
+        raise HandposeError("--pred takes one --gt (several --gt go with --models)")
+    args.gt = args.gt[0]
     predicted = read_predictions(args.pred)
     dataset = open_dataset(gt_spec(args.gt), split=args.split, task="detection")
     if len(dataset) == 0:

@@ -1,0 +1,212 @@
+"""`handpose evaluate --models A --models B --gt SPEC`: model sets side by side on labelled data.
+
+Every model folder (ours int8/float, the MediaPipe family) runs over every ground-truth set as
+`handpose predict` does (whole image letterboxed, no tracking or smoothing), with the detector
+threshold lowered to `AP_SCORE` so the whole precision/recall curve counts; `models.commands.
+evaluate.evaluate` then scores it. Printed per (set, models):
+
+- recall: fraction of the labelled hands matched (IoU >= --iou, any side) by a hand the app would
+  report (score >= the app's `score_threshold`, 0.6 by default);
+- AP@0.5: class-agnostic average precision over all scores (sides are not scored: real sets have
+  no side labels; the teacher's sides are labels only where it agreed with a human box);
+- side: fraction of matched hands whose side equals the label's (labels with a side only);
+- PCK@0.2: keypoints of matched reported hands against the label's (the teacher's) keypoints,
+  threshold 0.2 x the label's keypoint-box size, over the labelled hands the models found
+  ("found"), and over all labelled hands with a missed hand counting wrong ("all").
+Real test sets with teacher keypoints are written by `handpose data teacher`; reading them
+as `dir:DIR` with `--split test` reads only their test split. `--sheet PNG` draws the first
+model set's reported hands on the first images of every set (label boxes in yellow);
+`--json FILE` writes every number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from handpose.codec.boxes import box_iou
+from handpose.errors import HandposeError
+from handpose.hand import Hand
+from models.data.sample import Sample
+
+#: detector threshold of the AP run (hands down to this score are scored)
+AP_SCORE = 0.05
+#: most hands per image in the AP run
+MAX_HANDS = 4
+
+
+def parse_gt(text: str) -> tuple[str, str]:
+    """`NAME=SPEC` -> (NAME, SPEC); a bare SPEC is named by its last path part."""
+    name, sep, spec = text.partition("=")
+    if sep and ":" not in name and "/" not in name:
+        return name.strip(), spec.strip()
+    tail = text.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
+    return tail or text, text
+
+
+def side_accuracy(truths: list[list[Hand]], predictions: list[list[Hand]], iou: float) -> float:
+    """Fraction of sided labels whose best-IoU prediction (>= iou) has the same side (nan: none)."""
+    hits = total = 0
+    for hands, preds in zip(truths, predictions, strict=True):
+        boxes = np.array([p.box for p in preds], np.float64).reshape(-1, 4)
+        for hand in hands:
+            if hand.handedness not in ("left", "right") or not len(preds):
+                continue
+            ious = box_iou(np.asarray(hand.box, np.float64)[None], boxes)[0]
+            best = int(np.argmax(ious))
+            if ious[best] >= iou:
+                total += 1
+                hits += preds[best].handedness == hand.handedness
+    return hits / total if total else float("nan")
+
+
+def run_models(
+    folder: str, samples: Sequence[Sample], threads: int
+) -> tuple[list[list[Hand]], float]:
+    """(hands per image at AP_SCORE, the app's score threshold) of one model set."""
+    from handpose.pipeline.models import load_model_set
+    from handpose.pipeline.process import HandPipeline
+    from handpose.settings import AppSettings
+
+    app = AppSettings()
+    settings = app.replace(models_dir=str(folder), score_threshold=AP_SCORE, max_hands=MAX_HANDS,
+                           num_threads=threads)  # fmt: skip
+    models = load_model_set(settings.models_dir, settings.num_threads)
+    pipeline = HandPipeline(models, settings, stream=False)
+    out = [pipeline(sample.image, region="letterbox") for sample in samples]
+    return out, float(app.score_threshold)
+
+
+def score_set(
+    truths: list[list[Hand]], predictions: list[list[Hand]], threshold: float, iou: float
+) -> dict[str, Any]:
+    """The numbers of one (set, models) row (see the module docstring)."""
+    from models.commands.evaluate import evaluate
+
+    full = evaluate(truths, predictions, iou)
+    reported = [[h for h in p if h.score >= threshold] for p in predictions]
+    app = evaluate(truths, reported, iou)
+    row: dict[str, Any] = {
+        "images": len(truths),
+        "hands": full["detection"]["hands"],
+        "recall": app["detection"]["recall"],
+        "ap50": full["detection"]["ap_any_side"],
+        "side": side_accuracy(truths, reported, iou),
+    }
+    pose = app.get("pose")
+    if pose is not None:
+        row["kp_hands"] = pose["hands"]
+        row["pck_found"] = pose.get("pck@0.2_detected", float("nan"))
+        row["pck_all"] = pose["pck@0.2"]
+    return row
+
+
+def draw_tile(sample: Sample, hands: list[Hand], truths: list[Hand], size: int) -> Image.Image:
+    """`models.data.preview.draw_sample` of the predicted hands, label boxes in yellow."""
+    from models.data.preview import draw_sample
+
+    tile = draw_sample(Sample(sample.image, hands, None, sample.source, sample.name), size)
+    scale = size / max(sample.width, sample.height)
+    draw = ImageDraw.Draw(tile)
+    for hand in truths:
+        draw.rectangle([float(v) * scale for v in hand.box], outline=(255, 220, 0), width=1)
+    for hand in hands:
+        draw.text((float(hand.box[0]) * scale + 2, float(hand.box[3]) * scale - 11),
+                  f"{hand.score:.2f}", fill=(255, 255, 255))  # fmt: skip
+    return tile
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The comparison table, one line per (set, models)."""
+    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "PCK@0.2 found",
+            "PCK@0.2 all")  # fmt: skip
+
+    def pct(v: Any) -> str:
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
+
+    body = [
+        (
+            r["set"],
+            r["models"],
+            str(r["images"]),
+            str(r["hands"]),
+            pct(r["recall"]),
+            pct(r["ap50"]),
+            pct(r["side"]),
+            pct(r.get("pck_found")),
+            pct(r.get("pck_all")),
+        )  # fmt: skip
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(line, widths, strict=True)))  # fmt: skip
+             for line in [head, tuple("-" * w for w in widths), *body]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def compare(
+    models: Sequence[str],
+    gts: Sequence[str],
+    split: str,
+    iou: float = 0.5,
+    threads: int = 2,
+    sheet: Path | None = None,
+    sheet_count: int = 8,
+    names: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """Rows and the printed table of every model set on every ground-truth set."""
+    from tqdm import tqdm
+
+    from models.data.spec import open_dataset
+
+    sets = []
+    for text in gts:
+        name, spec = parse_gt(text)
+        dataset = open_dataset(spec, split=split, task="detection")
+        if len(dataset) == 0:
+            raise HandposeError(f"--gt {text}: no images in its {split} split")
+        samples = [dataset[i] for i in tqdm(range(len(dataset)), desc=f"read {name}",
+                                            unit="img", disable=None)]  # fmt: skip
+        sets.append((name, samples))
+    labels = list(names) if names else [Path(m).name or str(m) for m in models]
+    if len(set(labels)) < len(labels):  # same folder names: use the whole paths
+        labels = [str(m) for m in models]
+    rows, tiles = [], []
+    for k, folder in enumerate(models):
+        for name, samples in sets:
+            predictions, threshold = run_models(folder, samples, threads)
+            truths = [s.hands for s in samples]
+            row = {"set": name, "models": labels[k],
+                   **score_set(truths, predictions, threshold, iou)}  # fmt: skip
+            rows.append(row)
+            if k == 0 and sheet is not None:
+                for s, p in list(zip(samples, predictions, strict=True))[:sheet_count]:
+                    tiles.append(draw_tile(s, [h for h in p if h.score >= threshold], s.hands,
+                                           224))  # fmt: skip
+    if sheet is not None and tiles:
+        columns = sheet_count
+        rows_n = -(-len(tiles) // columns)
+        image = Image.new("RGB", (columns * 224, rows_n * 224))
+        for n, tile in enumerate(tiles):
+            image.paste(tile, ((n % columns) * 224, (n // columns) * 224))
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        image.save(sheet)
+    return rows, format_table(rows)
+
+
+def main(args: Any) -> int:
+    """`handpose evaluate --models ...`: print the table; --json and --sheet write files."""
+    rows, table = compare(args.models, args.gt, args.split, args.iou, args.threads,
+                          args.sheet, args.sheet_count)  # fmt: skip
+    print(table)
+    if args.sheet is not None:
+        print(f"wrote {args.sheet}")
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
