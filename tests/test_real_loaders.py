@@ -164,6 +164,18 @@ def test_voc_labelimg_splits_from_list_files(tmp_path):
     ]
 
 
+def test_voc_roboflow_export_split_folders(tmp_path):
+    root = tmp_path / "export"
+    for split, stems in (("train", ["a", "b"]), ("valid", ["c"]), ("test", ["d"])):
+        for k, stem in enumerate(stems):
+            labelimg_pair(root / split, stem, [("five", (1, 2, 30 + k, 40))])
+    assert names(open_dataset(f"voc:{root}", split="train")) == ["train/a.jpg", "train/b.jpg"]
+    assert names(open_dataset(f"voc:{root}", split="val")) == ["valid/c.jpg"]
+    assert names(open_dataset(f"voc:{root}", split="test")) == ["test/d.jpg"]
+    assert len(open_dataset(f"voc:{root}", split="all")) == 4
+    assert boxes(open_dataset(f"voc:{root}", split="train")[1]) == [[1.0, 2.0, 31.0, 40.0]]
+
+
 def test_voc_list_names_with_dots_and_tiny_sets(tmp_path):
     root = tmp_path / "export"
     # Roboflow-style names hold dots: the list's bare stem must still match

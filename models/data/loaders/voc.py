@@ -3,7 +3,9 @@
 Layouts (found from FOLDER):
 - Pascal VOC: FOLDER/Annotations/*.xml, images in FOLDER/JPEGImages/, split lists in
   FOLDER/ImageSets/Main/{train,val,test}.txt;
-- labelImg: an .xml beside each image anywhere under FOLDER; split lists FOLDER/{split}.txt.
+- labelImg: an .xml beside each image anywhere under FOLDER; split lists FOLDER/{split}.txt;
+- Roboflow "Pascal VOC" export: FOLDER/{train,valid,test}/ holding xml files and images (the
+  folders are the splits).
 An image is the xml's <filename> looked up beside the xml, then in JPEGImages/ and images/,
 then the xml's own name with an image suffix. Each <object> is one hand: <bndbox> xmin ymin
 xmax ymax (pixels; VOC's 1-based corners are read as pixel edges), its <name> mapped to a side
@@ -68,6 +70,17 @@ def split_indices(stems: list[str], lists: dict[str, set[str]], split: str) -> n
         return free[tails[split]]
     taken = np.concatenate([np.zeros(0, np.int64), *tails.values()])
     return free[np.setdiff1d(np.arange(len(free)), taken)]
+
+
+def split_folders(root: Path) -> dict[str, str]:
+    """Top folder name -> split for a tree of train/ valid/ (val/) test/ folders holding .xml
+    files ({} when root has no such folder)."""
+    out = {}
+    for split, names in SPLIT_FILES.items():
+        for name in names:
+            if (root / name).is_dir() and next((root / name).rglob("*.xml"), None) is not None:
+                out[name] = split
+    return out
 
 
 def _parse(xml_path: Path) -> tuple[str, list[tuple[str, list[float]]]]:
@@ -138,8 +151,16 @@ def load(root: Path, *, split: str, classes: str = DEFAULT) -> IndexedDataset:
             + (f" ({missing} xml files whose image is missing)" if missing else "")
             + "; point voc: at the folder holding the .xml files (or Annotations/)"
         )
-    lists = read_split_lists([root / "ImageSets" / "Main", root])
-    index = split_indices([image.stem for _, image, _ in items], lists, split)
+    folders = split_folders(root)
+    if folders:  # Roboflow's VOC export: train/ valid/ test/ folders of xml + images
+        wanted = set(SPLIT_FILES) if split == "all" else {split}
+        index = np.array(
+            [i for i, (x, _, _) in enumerate(items) if folders.get(x.relative_to(root).parts[0])
+             in wanted], np.int64
+        )  # fmt: skip
+    else:
+        lists = read_split_lists([root / "ImageSets" / "Main", root])
+        index = split_indices([image.stem for _, image, _ in items], lists, split)
 
     def get(i: int) -> Sample:
         xml_path, image_path, objects = items[i]
