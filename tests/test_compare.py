@@ -32,6 +32,11 @@ def test_parse_gt_names_sets():
     assert compare.parse_gt("dir:/d/x?limit=3") == ("x", "dir:/d/x?limit=3")
 
 
+def test_parse_models_names_folders():
+    assert compare.parse_models("new=/runs/convert/int8") == ("new", "/runs/convert/int8")
+    assert compare.parse_models("/runs/convert/int8") == ("int8", "/runs/convert/int8")
+
+
 def test_score_set_counts_reported_hands_sides_and_keypoints():
     truths = [
         [_hand("left", (10, 10, 50, 60))],
@@ -82,7 +87,7 @@ def test_evaluate_models_runs_every_model_set_on_every_set(tmp_path, capsys):
                 writer.add(Sample(image, [_hand("left", (20, 20, 90, 100))]))
     models = str(app_models_dir())
     sheet, out = tmp_path / "sheet.png", tmp_path / "rows.json"
-    code = main(["evaluate", "--models", models, "--models", models,
+    code = main(["evaluate", "--models", models, "--models", f"again={models}",
                  "--gt", f"one=dir:{tmp_path / 'one'}", "--gt", f"dir:{tmp_path / 'two'}",
                  "--split", "test", "--threads", "1", "--sheet", str(sheet),
                  "--sheet-count", "2", "--json", str(out)])  # fmt: skip
@@ -91,7 +96,8 @@ def test_evaluate_models_runs_every_model_set_on_every_set(tmp_path, capsys):
     assert [(r["set"], r["images"], r["hands"]) for r in rows] == [("one", 2, 2), ("two", 2, 2)] * 2
     for row in rows:
         assert 0.0 <= row["recall"] <= 1.0 and 0.0 <= row["ap50"] <= 1.0
-    # the same models twice score the same (same folder twice: whole paths label the rows)
+    assert [r["models"] for r in rows] == ["int8", "int8", "again", "again"]
+    # the same models twice score the same
     assert rows[0]["ap50"] == rows[2]["ap50"] and rows[1]["recall"] == rows[3]["recall"]
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:4] == ["set", "models", "images", "hands"]

@@ -1,9 +1,9 @@
 """`handpose evaluate --models A --models B --gt SPEC`: model sets side by side on labelled data.
 
-Every model folder (ours int8/float, the MediaPipe family) runs over every ground-truth set as
-`handpose predict` does (whole image letterboxed, no tracking or smoothing), with the detector
-threshold lowered to `AP_SCORE` so the whole precision/recall curve counts; `models.commands.
-evaluate.evaluate` then scores it. Printed per (set, models):
+Every model folder (`--models [NAME=]DIR`: ours int8 / float, the MediaPipe family) runs over
+every ground-truth set as `handpose predict` does (whole image letterboxed, no tracking or
+smoothing), with the detector threshold lowered to `AP_SCORE` so the whole precision/recall
+curve counts; `models.commands.evaluate.evaluate` then scores it. Printed per (set, models):
 
 - recall: fraction of the labelled hands matched (IoU >= --iou, any side) by a hand the app would
   report (score >= the app's `score_threshold`, 0.6 by default);
@@ -47,6 +47,14 @@ def parse_gt(text: str) -> tuple[str, str]:
         return name.strip(), spec.strip()
     tail = text.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
     return tail or text, text
+
+
+def parse_models(text: str) -> tuple[str, str]:
+    """`NAME=DIR` -> (NAME, DIR); a bare DIR is named by its folder name."""
+    name, sep, folder = text.partition("=")
+    if sep and "/" not in name:
+        return name.strip(), folder.strip()
+    return Path(text).name or text, text
 
 
 def side_accuracy(truths: list[list[Hand]], predictions: list[list[Hand]], iou: float) -> float:
@@ -158,7 +166,6 @@ def compare(
     threads: int = 2,
     sheet: Path | None = None,
     sheet_count: int = 8,
-    names: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Rows and the printed table of every model set on every ground-truth set."""
     from tqdm import tqdm
@@ -174,9 +181,10 @@ def compare(
         samples = [dataset[i] for i in tqdm(range(len(dataset)), desc=f"read {name}",
                                             unit="img", disable=None)]  # fmt: skip
         sets.append((name, samples))
-    labels = list(names) if names else [Path(m).name or str(m) for m in models]
+    labels = [name for name, _ in map(parse_models, models)]
     if len(set(labels)) < len(labels):  # same folder names: use the whole paths
-        labels = [str(m) for m in models]
+        labels = [folder for _, folder in map(parse_models, models)]
+    models = [folder for _, folder in map(parse_models, models)]
     rows, tiles = [], []
     for k, folder in enumerate(models):
         for name, samples in sets:
