@@ -90,14 +90,16 @@ def _tflite_outputs(meta: ModelMetadata, images: list[np.ndarray]) -> dict[str, 
 
 
 def detector_score(outputs: dict[str, np.ndarray], inputs: list[Any], meta: ModelMetadata) -> float:
-    """AP@0.5 of decoded detector outputs (B, N, 4) / (B, N, C+1) against the inputs' boxes."""
+    """AP@0.5 of decoded detector outputs (B, N, 4) / (B, N, C+1) against the inputs' boxes
+    (mean over the classes; class-agnostic when some boxes have no side, as real photos)."""
     from handpose.codec import boxes as box_codec
     from handpose.hand import Hand
     from models.metrics import average_precision
 
     classes = tuple(meta.classes)
     priors = box_codec.default_boxes(box_codec.DefaultBoxConfig.from_dict(meta.default_boxes))
-    names = classes if len(classes) > 1 else ("hand",)
+    # label C + 1 (C >= 2): a hand of unknown side (real photos' boxes)
+    names = (*classes, "hand") if len(classes) > 1 else ("hand",)
     predictions, truths = [], []
     for j, x in enumerate(inputs):
         predictions.append(
@@ -115,6 +117,9 @@ def detector_score(outputs: dict[str, np.ndarray], inputs: list[Any], meta: Mode
                 for box, lab in zip(x.boxes, x.labels, strict=True)
             ]
         )
+    if any(h.handedness == "hand" for hands in truths for h in hands):  # sides unknown:
+        predictions = [[h.replace(handedness="hand") for h in p] for p in predictions]
+        truths = [[h.replace(handedness="hand") for h in t] for t in truths]  # class-agnostic
     return float(average_precision(predictions, truths, iou_threshold=0.5))
 
 

@@ -254,3 +254,27 @@ def test_run_folder_without_checkpoint_is_one_clear_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     code = main(["convert", "keras", "--pose", str(tmp_path / "nothing"), "--out", "x"])
     assert code == 2 and "not a training run folder" in capsys.readouterr().err
+
+
+def test_verify_detector_score_takes_boxes_without_a_side():
+    """Real photos' boxes have no side (label C + 1): verify scores them class-agnostic."""
+    from conftest_app import app_models_dir
+
+    from conversion.verify import detector_score
+    from handpose.codec import boxes as box_codec
+    from handpose.metadata import ModelMetadata
+    from models.training.pipeline import DetectorExample
+
+    meta = ModelMetadata.load(app_models_dir() / "detector.json")
+    priors = box_codec.default_boxes(box_codec.DefaultBoxConfig.from_dict(meta.default_boxes))
+    variance = box_codec.DefaultBoxConfig.from_dict(meta.default_boxes).variance
+    box = np.array([[40.0, 50.0, 120.0, 150.0]], np.float32)
+    loc, lab = box_codec.encode(priors, box, np.array([0]), variance=variance)  # as "left"
+    scores = np.full((len(priors), 3), -10.0, np.float32)
+    scores[lab == 0, 0] = 10.0
+    scores[lab == 1, 1] = 10.0
+    outputs = {"locations": loc[None], "scores": scores[None]}
+    unknown = DetectorExample(np.zeros((224, 224, 3), np.uint8), box, np.array([3]))
+    assert detector_score(outputs, [unknown], meta) == pytest.approx(1.0)
+    right = DetectorExample(np.zeros((224, 224, 3), np.uint8), box, np.array([2]))
+    assert detector_score(outputs, [right], meta) == pytest.approx(0.0)  # per side: wrong side
