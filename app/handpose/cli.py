@@ -27,9 +27,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "handpose.commands.predict",
         "detect hands and their pose in still images, write JSON",
     ),
-    "evaluate": ("models.commands.evaluate", "score predictions against ground truth (AP, PCK)"),
+    "evaluate": (
+        "models.commands.evaluate",
+        "score predictions or model sets against labels (AP, PCK)",
+    ),
     "bench": ("handpose.commands.bench", "measure pipeline speed and memory per model set"),
-    "data": ("models.commands.data", "render synthetic hands, preview datasets"),
+    "data": (
+        "models.commands.data",
+        "render synthetic hands, preview datasets, label photos with a teacher",
+    ),
     "train": ("models.commands.train", "train the detector or the pose network"),
     "convert": ("conversion.commands", "convert trained networks to TFLite, verify, benchmark"),
 }
