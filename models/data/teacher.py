@@ -183,7 +183,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="folder for the DIR/<split> datasets (outside the project)")  # fmt: skip
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"],
-                   choices=["train", "val", "test", "all"], help="splits (all three)")  # fmt: skip
+                   choices=["train", "val", "test"], help="splits (all three)")  # fmt: skip
     p.add_argument("--models", type=Path, metavar="DIR",
                    help="teacher model folder (default: MediaPipe full from "
                         "`handpose convert mediapipe`)")  # fmt: skip
