@@ -319,3 +319,21 @@ def test_the_real_application_skips_the_detector_while_tracking(capsys):
         assert len(ids) == 1 and ids[0] is not None
         if not was_detected:
             assert timings["detect"] < 5.0
+
+
+def test_one_detection_of_the_other_side_does_not_flip_a_steady_hand():
+    """The side vote: R R R L R L L detections of one hand give R R R R R R L (SIDE_WEIGHT)."""
+    tracker = HandTracker(enabled=True, detect_interval=1)
+    box = np.array([100.0, 80.0, 180.0, 190.0], np.float32)
+    grid = np.stack(np.meshgrid(np.linspace(110, 170, 7), np.linspace(90, 180, 3)), -1)
+    keypoints = grid.reshape(21, 2).astype(np.float32)
+    sides = []
+    for frame, side in enumerate("RRRLRLL"):
+        handedness = {"R": "right", "L": "left"}[side]
+        located = tracker.locate(frame / FPS, [Hand(handedness, 0.9, box)])
+        assert len(located) == 1
+        sides.append(located[0].handedness[0].upper())
+        posed = [h.replace(keypoints=keypoints, keypoint_scores=np.full(21, 0.9)) for h in located]
+        (reported,) = tracker.update(frame / FPS, posed, (320, 240))
+        assert reported.track_id == 0 and reported.handedness == located[0].handedness
+    assert "".join(sides) == "RRRRRRL"

@@ -28,6 +28,12 @@ cropped (the detector may miss a hand the tracker holds); an unmatched detection
 A new hand takes the id of a hand lost less than `lost_timeout` ago whose last box it overlaps
 (IoU >= `match_iou`), else the next free id, so ids stay stable through short misses.
 
+Side: a track keeps a vote s in [-1, 1] (+1 right), set by its first detection and moved by
+each later one, s <- (1 - `SIDE_WEIGHT`) s + `SIDE_WEIGHT` (+1 right, -1 left); a matched
+detection takes the side sign(s) before it is cropped. One detection of the other side does
+not flip a hand that was steady (on real photos the detector's side is its weakest output,
+and a wrong side mirrors the pose crop the wrong way); two in a row do.
+
 Confidence: the mean keypoint score of a posed hand. A hand no detection confirmed in this frame
 (a pure prediction) is dropped when its confidence is below `min_confidence`; detected hands
 keep the detector's word. Two hands whose keypoints lie within `DUPLICATE_DISTANCE` of a hand
@@ -57,6 +63,10 @@ MAX_GROWTH = 1.25
 DUPLICATE_DISTANCE = 0.15
 #: weight of the newest frame in the velocity average
 VELOCITY_WEIGHT = 0.5
+#: weight of the newest detection's side in a track's side vote (module docstring)
+SIDE_WEIGHT = 0.35
+#: side vote values
+SIDES = {"right": 1.0, "left": -1.0}
 #: `Hand.extras` key: True when the hand's crop came from the tracker alone (no detection)
 PREDICTED = "predicted"
 #: `Hand.extras` key of a predicted hand: the keypoints (21, 2) it had when last seen, for
@@ -110,6 +120,7 @@ class Track:
         velocity: float64 (2,) px/s of its box centre.
         last_seen: timestamp it was last reported.
         lost_at: timestamp it was lost, or None while it is followed.
+        side: the side vote, +1 right ... -1 left (0: no side seen).
     """
 
     track_id: int
@@ -117,6 +128,17 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     last_seen: float = 0.0
     lost_at: float | None = None
+    side: float = 0.0
+
+    def vote(self, handedness: str) -> str:
+        """Add a detection's side to the vote; the side the hand keeps (module docstring)."""
+        if handedness not in SIDES:
+            return handedness
+        if self.side == 0.0:
+            self.side = SIDES[handedness]
+        else:
+            self.side += SIDE_WEIGHT * (SIDES[handedness] - self.side)
+        return "right" if self.side > 0 else "left" if self.side < 0 else handedness
 
     def predicted_box(self, timestamp: float) -> np.ndarray:
         """Its box moved by velocity x time since it was seen (at most half its size)."""
@@ -228,10 +250,13 @@ class HandTracker:
         for _, i, track_id in sorted(pairs, key=lambda p: -p[0]):
             if i not in taken and track_id not in used:
                 taken[i], _ = track_id, used.add(track_id)
-        located = [
-            hand.replace(track_id=taken.get(i), extras={**hand.extras, PREDICTED: False})
-            for i, hand in enumerate(detections)
-        ]
+        located = []
+        for i, hand in enumerate(detections):
+            side = hand.handedness
+            if i in taken:
+                side = self.tracks[taken[i]].vote(side)
+            extras = {**hand.extras, PREDICTED: False}
+            located.append(hand.replace(track_id=taken.get(i), handedness=side, extras=extras))
         if self.enabled:  # followed hands the detector missed are still cropped
             located += [guess for track_id, guess in predicted.items() if track_id not in used]
         return located
@@ -256,6 +281,7 @@ class HandTracker:
                 track = self.tracks.get(hand.track_id)  # type: ignore[arg-type]
                 if track is None:
                     track = Track(int(hand.track_id), hand, last_seen=timestamp)  # type: ignore[arg-type]
+                    track.vote(hand.handedness)
                     self.tracks[track.track_id] = track
                 self._follow(track, hand, timestamp)
                 seen.add(track.track_id)
