@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.codec.boxes import iou as box_iou
 from handpose.hand import Hand
 from handpose.settings import AppSettings
 
@@ -55,15 +56,6 @@ log = logging.getLogger(__name__)
 #: the "event" of hand records and of events
 HAND_RECORD_EVENTS: tuple[str, ...] = ("appeared", "present", "lost")
 EVENTS: tuple[str, ...] = ("hand_enter", "hand_leave", "gesture")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boxes [x0, y0, x1, y1]."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @dataclass(eq=False)

@@ -173,6 +173,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boxes [x0, y0, x1, y1] (`box_iou` of one pair)."""
+    return float(box_iou(a, b)[0, 0])
+
+
 def non_maximum_suppression(
     boxes: np.ndarray,
     scores: np.ndarray,

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from handpose.codec.boxes import iou as box_iou
 from handpose.hand import Hand, box_from_keypoints
 from handpose.settings import AppSettings
 
@@ -72,15 +73,6 @@ PREDICTED = "predicted"
 #: `Hand.extras` key of a predicted hand: the keypoints (21, 2) it had when last seen, for
 #: croppers that need more than a box (the MediaPipe family's rotated hand region)
 LAST_KEYPOINTS = "last_keypoints"
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boxes [x0, y0, x1, y1]."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def hand_size(box: np.ndarray) -> float:
