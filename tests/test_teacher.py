@@ -19,9 +19,12 @@ from models.data.teacher import (
     PROJECT_ROOT,
     TeacherStats,
     check_out_dir,
+    consensus,
+    keypoint_nme,
     label_boxes,
     label_unboxed,
     match_teacher,
+    mirror_hands,
 )
 
 WIDTH, HEIGHT = 100, 80
@@ -250,7 +253,7 @@ def test_teacher_command_on_a_voc_set(tmp_path, capsys):
     assert code == 0, captured.err
     assert captured.out.splitlines() == [
         f"{out / 'test'}: images 2, written 2, boxes 2, keypoints 1, missed 1, doubtful 0, "
-        "side_disagree 0, extra 0, no_hand 0, several 0, unreadable 0"
+        "side_disagree 0, extra 0, inconsistent 0, no_hand 0, several 0, unreadable 0"
     ]
     assert sorted(p.name for p in out.iterdir()) == ["test"]
     info = json.loads((out / "test" / "dataset.json").read_text())
@@ -273,3 +276,37 @@ def test_teacher_command_on_a_voc_set(tmp_path, capsys):
     kp = dataset[0].hands[0].keypoints
     assert kp[:, 0].min() > 100 and kp[:, 0].max() < 190
     assert kp[:, 1].min() > 60 and kp[:, 1].max() < 140
+
+
+def test_mirror_hands_puts_a_mirrored_image_s_hand_back_and_swaps_its_side():
+    hand = teacher((10, 20, 40, 60), side="left")
+    (back,) = mirror_hands(mirror_hands([hand], WIDTH), WIDTH)
+    np.testing.assert_allclose(back.box, hand.box)
+    np.testing.assert_allclose(back.keypoints, hand.keypoints)
+    (once,) = mirror_hands([hand], WIDTH)
+    assert once.handedness == "right"
+    np.testing.assert_allclose(once.box, [60, 20, 90, 60])
+    np.testing.assert_allclose(once.keypoints[0], [WIDTH - 10, 20])
+
+
+def test_consensus_averages_agreeing_teachers_and_marks_disagreement():
+    main = teacher((10, 10, 50, 50))
+    near = teacher((12, 10, 52, 50))  # 2 px off a 40 px hand: NME 0.05
+    far = teacher((30, 10, 70, 50))  # 20 px off: NME 0.5
+    (agreed,) = consensus([main], [[near]], 0.3, 0.1)
+    assert not agreed.extras.get("inconsistent")
+    np.testing.assert_allclose(agreed.keypoints, (main.keypoints + near.keypoints) / 2)
+    assert keypoint_nme(main.keypoints, near.keypoints) == pytest.approx(0.05)
+    for other in ([far], [teacher((12, 10, 52, 50), side="left")], []):
+        (checked,) = consensus([main], [other], 0.3, 0.1)
+        assert checked.extras["inconsistent"] is True
+        np.testing.assert_allclose(checked.keypoints, main.keypoints)
+    # no second opinion asked: the hand is kept as it is
+    assert consensus([main], [], 0.3, 0.1)[0] is main
+
+
+def test_inconsistent_teacher_hands_give_no_keypoints():
+    stats = TeacherStats()
+    marked = teacher((10, 10, 50, 50)).replace(extras={"inconsistent": True, "presence": 0.95})
+    (label,) = label_boxes([human((8, 8, 52, 52))], [marked], WIDTH, HEIGHT, 0.3, 0.5, stats)
+    assert label.keypoints is None and stats.inconsistent == 1 and stats.keypoints == 0

@@ -61,6 +61,8 @@ class TeacherStats:
     doubtful: int = 0  #: matched, teacher below --min-score
     side_disagree: int = 0  #: matched, teacher side differs from the class map's side
     extra: int = 0  #: confident teacher hands matching no human box (dropped)
+    inconsistent: int = 0  #: matched and confident, but the flipped image or the check model
+    #: (--flip / --check-models) put its keypoints or side elsewhere: keypoints dropped
     no_hand: int = 0  #: class-folder images where the teacher found no confident hand
     several: int = 0  #: class-folder images where the teacher found several hands
     unreadable: int = 0
@@ -104,6 +106,8 @@ def label_boxes(
             stats.missed += 1
         elif teacher[j].keypoints is None or label_confidence(teacher[j]) < min_score:
             stats.doubtful += 1
+        elif teacher[j].extras.get("inconsistent"):
+            stats.inconsistent += 1
         elif box.handedness in ("left", "right") and teacher[j].handedness != box.handedness:
             stats.side_disagree += 1
         else:
@@ -130,6 +134,9 @@ def label_unboxed(
     if not confident or label_confidence(confident[0]) < min_score:
         stats.no_hand += 1
         return None
+    if confident[0].extras.get("inconsistent"):
+        stats.inconsistent += 1
+        return None
     if side in ("left", "right") and confident[0].handedness != side:
         stats.side_disagree += 1
         return None
@@ -137,8 +144,75 @@ def label_unboxed(
     return [as_label(confident[0], width, height)]
 
 
-def teach(dataset, pipeline, writer, iou: float, min_score: float, progress: bool) -> TeacherStats:  # noqa: ANN001
-    """Label every sample of `dataset` with `pipeline` (a `HandPipeline`) into `writer`."""
+def mirror_hands(hands: list[Hand], width: int) -> list[Hand]:
+    """Hands found in the left-right mirrored image, put back into the original image: x -> W - x,
+    left <-> right (the anatomical side seen in a mirror is the other one)."""
+    swap = {"left": "right", "right": "left"}
+    out = []
+    for h in hands:
+        x0, y0, x1, y1 = (float(v) for v in h.box)
+        kp = None
+        if h.keypoints is not None:
+            kp = h.keypoints.copy()
+            kp[:, 0] = width - kp[:, 0]
+        out.append(
+            h.replace(
+                handedness=swap.get(h.handedness, h.handedness),
+                box=np.array([width - x1, y0, width - x0, y1], np.float32),
+                keypoints=kp,
+            )
+        )
+    return out
+
+
+def keypoint_nme(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean keypoint distance of two (21, 2) sets over the larger side of `a`'s keypoint box."""
+    size = float(np.max(a.max(axis=0) - a.min(axis=0)))
+    return float(np.linalg.norm(a - b, axis=1).mean() / max(size, 1.0))
+
+
+def consensus(
+    teacher: list[Hand], others: list[list[Hand]], iou: float, max_nme: float
+) -> list[Hand]:
+    """The teacher's hands, each checked against every list of `others` (the teacher on the
+    mirrored image, a second teacher): where each has a hand of the same side at IoU >= `iou`
+    whose keypoints lie within `max_nme` (`keypoint_nme`), the keypoints become the mean of
+    all of them; otherwise the hand is marked `extras["inconsistent"]` (its keypoints are then
+    not used as labels)."""
+    out = []
+    for hand in teacher:
+        if hand.keypoints is None or not others:
+            out.append(hand)
+            continue
+        agreeing = [hand.keypoints]
+        for candidates in others:
+            pairs = dict(match_teacher([hand], candidates, iou))
+            other = candidates[pairs[0]] if 0 in pairs else None
+            if (
+                other is None
+                or other.keypoints is None
+                or other.handedness != hand.handedness
+                or keypoint_nme(hand.keypoints, other.keypoints) > max_nme
+            ):
+                break
+            agreeing.append(other.keypoints)
+        else:
+            mean = np.mean(np.stack(agreeing), axis=0).astype(np.float32)
+            out.append(hand.replace(keypoints=mean))
+            continue
+        extras = dict(hand.extras, inconsistent=True)
+        out.append(hand.replace(extras=extras))
+    return out
+
+
+def teach(
+    dataset, pipeline, writer, iou: float, min_score: float, progress: bool,  # noqa: ANN001
+    flip: bool = False, checks: tuple = (), max_nme: float = 0.1,
+) -> TeacherStats:  # fmt: skip
+    """Label every sample of `dataset` with `pipeline` (a `HandPipeline`) into `writer`.
+
+    `flip`: also run the teacher on the mirrored image; `checks`: more teacher pipelines (e.g.
+    MediaPipe lite); a teacher hand keeps its keypoints only where all agree (`consensus`)."""
     stats = TeacherStats()
     indices = range(len(dataset))
     if progress:
@@ -155,6 +229,11 @@ def teach(dataset, pipeline, writer, iou: float, min_score: float, progress: boo
             continue
         teacher = pipeline(sample.image, region="letterbox")
         h, w = sample.height, sample.width
+        others = [check(sample.image, region="letterbox") for check in checks]
+        if flip:
+            mirrored = np.ascontiguousarray(sample.image[:, ::-1])
+            others.append(mirror_hands(pipeline(mirrored, region="letterbox"), w))
+        teacher = consensus(teacher, others, 0.5, max_nme)
         if sample.meta.get("unlabelled"):
             labels = label_unboxed(sample.meta.get("side", "hand"), teacher, w, h, min_score, stats)
             if labels is None:
@@ -191,6 +270,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="least IoU of a human box and a teacher hand to match (0.3)")  # fmt: skip
     p.add_argument("--min-score", type=float, default=0.5, metavar="S",
                    help="least teacher confidence for its keypoints to be kept (0.5)")  # fmt: skip
+    p.add_argument("--flip", action="store_true",
+                   help="also label the mirrored image; keep keypoints only where both agree")
+    p.add_argument("--check-models", type=Path, nargs="*", default=[], metavar="DIR",
+                   help="more teacher model folders (e.g. MediaPipe lite); keep keypoints only "
+                        "where every one agrees")  # fmt: skip
+    p.add_argument("--max-nme", type=float, default=0.1, metavar="E",
+                   help="agreement: mean keypoint distance over hand size at most E (0.1)")
     p.add_argument("--threads", type=int, default=2, metavar="N",
                    help="TFLite threads per model (2)")  # fmt: skip
 
@@ -223,6 +309,9 @@ def action(args: argparse.Namespace) -> int:
     datasets = {split: open_dataset(args.spec, split=split) for split in args.splits}
     folder = args.models or default_teacher()
     pipeline, models = teacher_pipeline(folder, args.threads)
+    checks = tuple(teacher_pipeline(f, args.threads)[0] for f in args.check_models)
+    if not 0.0 < args.max_nme <= 1.0:
+        raise HandposeError(f"--max-nme must be in (0, 1], got {args.max_nme}")
     variant = models.detector.metadata.extra.get("variant", "")
     source = f"teacher:{models.family}{'-' + variant if variant else ''}"
     for split, dataset in datasets.items():
@@ -230,8 +319,14 @@ def action(args: argparse.Namespace) -> int:
             f"handpose data teacher {shlex.quote(args.spec)} --out {shlex.quote(str(out))} "
             f"--splits {split} --models {shlex.quote(str(folder))} --iou {args.iou:g} "
             f"--min-score {args.min_score:g}"
+            + (" --flip" if args.flip else "")
+            + "".join(f" --check-models {shlex.quote(str(f))}" for f in args.check_models)
+            + (f" --max-nme {args.max_nme:g}" if args.flip or args.check_models else "")
         )
         with DatasetWriter(out / split, "detection", source, command) as writer:
-            stats = teach(dataset, pipeline, writer, args.iou, args.min_score, True)
+            stats = teach(
+                dataset, pipeline, writer, args.iou, args.min_score, True,
+                flip=args.flip, checks=checks, max_nme=args.max_nme,
+            )  # fmt: skip
         print(f"{out / split}: {stats.summary()}")
     return 0
