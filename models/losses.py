@@ -162,3 +162,14 @@ def ppn_loss(
     out = {name: w[name] * value / bsize for name, value in terms.items()}
     out["total"] = sum(out.values())
     return out
+
+
+def side_loss(side: Any, side_t: Any, weight: float = 1.0) -> Any:
+    """Binary cross-entropy of the pose network's p(right hand) (B, 1) against `side_t` (B, 1):
+    1 right, 0 left, -1 unknown (masked out); mean over the batch's sided examples."""
+    side, side_t = ops.cast(side, "float32"), ops.cast(side_t, "float32")
+    mask = ops.cast(side_t >= 0.0, "float32")
+    p = ops.clip(side, 1e-6, 1.0 - 1e-6)
+    target = ops.maximum(side_t, 0.0)
+    bce = -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
+    return weight * ops.sum(bce * mask) / ops.maximum(ops.sum(mask), 1.0)

@@ -116,6 +116,7 @@ def build_detector(
     head_bn: bool = False,
     min_channels: int = 8,
     top_channels: int = 1280,
+    channel_rule: str = "seed",
 ) -> keras.Model:
     """SSDLite MobileNetV2 detector (see module docstring for inputs and outputs).
 
@@ -132,6 +133,8 @@ def build_detector(
             which trains much faster (a BN on the logits re-normalises them every batch).
         min_channels: floor of the channel rule (8; 1 reproduces the seed's int(d * width)).
         top_channels: channels of conv18, the third source map (the seed: int(1280 * width)).
+        channel_rule: backbone channels, "seed" or "keras" (ImageNet weights' layout; see
+            `mobilenetv2_features`).
     """
     classes = tuple(classes)
     if not classes:
@@ -146,6 +149,7 @@ def build_detector(
         stem_channels=32,
         top_channels=top_channels,
         min_channels=min_channels,
+        channel_rule=channel_rule,
     )
     assert feats.top is not None
     sources = [feats.stride8, feats.expand14, feats.top]

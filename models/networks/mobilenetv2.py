@@ -59,9 +59,28 @@ BLOCKS: tuple[tuple[int, int, int], ...] = (
 )
 
 
+CHANNEL_RULES: tuple[str, ...] = ("seed", "keras")
+
+
 def channels(base: int, width: float, min_channels: int = 8) -> int:
     """Channels of a layer with `base` channels at width 1: max(int(base * width), min_channels)."""
     return max(int(base * width), min_channels)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """keras.applications' MobileNetV2 channel rule: `value` rounded to a multiple of `divisor`,
+    never below it nor more than 10 % below `value` (the rule of ImageNet-trained weights)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+def rule_channels(base: int, width: float, min_channels: int, rule: str) -> int:
+    """Channels by `rule`: "seed" (`channels`) or "keras" (`make_divisible(base * width)`)."""
+    if rule == "keras":
+        return make_divisible(base * width)
+    if rule != "seed":
+        raise ValueError(f"channel_rule must be one of {CHANNEL_RULES}, got {rule!r}")
+    return channels(base, width, min_channels)
 
 
 def check_padding(padding: str) -> None:
@@ -149,6 +168,7 @@ def mobilenetv2_features(
     stem_channels: int | None = None,
     top_channels: int = 1280,
     min_channels: int = 8,
+    channel_rule: str = "seed",
 ) -> BackboneOutputs:
     """Build the backbone on `inputs` (B, H, W, 3), already normalised.
 
@@ -160,14 +180,21 @@ def mobilenetv2_features(
         stem_channels: channels of conv0 (default `channels(32, width, min_channels)`).
         top_channels: channels of conv18 (1280 like keras.applications for width <= 1).
         min_channels: floor of the channel rule (8; the seed's detector: 1, i.e. int(d * width)).
+        channel_rule: "seed" (above) or "keras": keras.applications' `make_divisible(d * width,
+            8)` for every block and the stem (`stem_channels` is then ignored), the layout of
+            the ImageNet weights (`models.networks.weights`; equal to "seed" at width 1.0).
     """
     check_padding(padding)
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
-    x = conv_bn(inputs, stem_channels or channels(32, width, min_channels), 3, 2, "conv0", padding)
+    if channel_rule == "keras":
+        stem_channels = None
+    stem = stem_channels or rule_channels(32, width, min_channels, channel_rule)
+    x = conv_bn(inputs, stem, 3, 2, "conv0", padding)
     stride8 = expand14 = None
     for index, (t, c, s) in enumerate(BLOCKS, start=1):
-        x, expanded = inverted_residual(x, index, t, channels(c, width, min_channels), s, padding)
+        out = rule_channels(c, width, min_channels, channel_rule)
+        x, expanded = inverted_residual(x, index, t, out, s, padding)
         if index == 6:
             stride8 = x
         if index == 14:

@@ -40,19 +40,29 @@ def build_pose(
     padding: str = "keras",
     normalize: bool = True,
     backbone_weights: str | Path | None = None,
+    channel_rule: str = "seed",
+    side_head: bool = False,
 ) -> keras.Model:
-    """PPN pose network (see module docstring). Outputs {"pose": ..., "vect": ...}.
+    """PPN pose network (see module docstring). Outputs {"pose": ..., "vect": ...} and, with
+    `side_head`, "side": (B, 1) sigmoid p(the crop shows a right hand), from the globally
+    averaged stride-32 features (for crops that are not mirrored by side: the network then
+    tells the side itself, as MediaPipe's landmark model does).
 
     Args:
         width: backbone width multiplier.
         input_size: side S of the square crop (224 in the app).
         padding: "keras" or "symmetric" (Chainer-style, for imported weights).
         normalize: x / 255 - 0.5 inside the model (False: the caller normalises).
-        backbone_weights: optional local .weights.h5 / .keras file, layers matched by name.
+        backbone_weights: "imagenet" or a local file, layers matched by name
+            (`models.networks.weights.load_weights_by_name`).
+        channel_rule: backbone channels, "seed" or "keras" (ImageNet weights' layout).
+        side_head: add the "side" output.
     """
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 255.0, -0.5, name="normalize")(inputs) if normalize else inputs
-    feats = mobilenetv2_features(x, width, padding, include_top_conv=False)
+    feats = mobilenetv2_features(
+        x, width, padding, include_top_conv=False, channel_rule=channel_rule
+    )
     pose_bias = np.zeros((NUM_KEYPOINTS, 6), np.float32)
     pose_bias[:, 0] = RESP_BIAS
     pose = layers.Conv2D(
@@ -66,7 +76,11 @@ def build_pose(
     vect = layers.Conv2D(3 * NUM_BONES, 3, padding="same", activation="tanh", name="vect")(
         feats.stride32
     )
-    model = keras.Model(inputs, {"pose": pose, "vect": vect}, name=f"ppn_mobilenetv2_{width:g}")
+    outputs = {"pose": pose, "vect": vect}
+    if side_head:
+        pooled = layers.GlobalAveragePooling2D(name="side_pool")(feats.stride32)
+        outputs["side"] = layers.Dense(1, activation="sigmoid", name="side")(pooled)
+    model = keras.Model(inputs, outputs, name=f"ppn_mobilenetv2_{width:g}")
     if backbone_weights is not None:
         from models.networks.weights import load_weights_by_name
 

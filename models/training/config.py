@@ -6,13 +6,18 @@ A config file has four tables (every key optional, defaults below):
     [data]   train = "synthetic"      # any loader spec of models.data.spec (`+`, weights ...)
              val = "synthetic"        # validation spec (its "val" split)
              cache = 512              # keep up to this many decoded training samples in memory
+             mirror_left = true       # pose: mirror left hands' crops (false: the network
+                                      # sees every hand as it is; use with side_head)
              occluded = "train"       # pose: also train keypoints labelled occluded (their
                                       # positions are exact in rendered data); "ignore" for
                                       # sources whose occluded keypoints have no position
     [model]  width = 0.35; input_size = 224; classes = ["left", "right"]; padding = "keras"
              head_bn = false          # detector: the seed's head layout (for imported weights)
              smin = 0.025             # detector: smallest default box side / input side (seed)
-             backbone_weights = ""    # optional local .keras / .npz file (layers by name)
+             backbone_weights = ""    # "imagenet" or a local .h5 / .keras / .npz file
+                                      # (layers by name, models.networks.weights)
+             channel_rule = "seed"    # or "keras": the ImageNet weights' channel layout
+             side_head = false        # pose: also predict p(right hand) ("side" output)
              init = ""                # fine-tune: start from these weights (a .weights.h5
                                       # file, or a run folder: RUN/checkpoints/best.weights.h5)
                                       # of the same network; ignored by --resume
@@ -27,6 +32,8 @@ A config file has four tables (every key optional, defaults below):
               zoom_out = [0.4, 0.9]    #   U(zoom_out) onto a hand-free background
               paste_prob = 0.0         # detector: probability of pasting 1-2 hands of other
               paste_scale = [0.08, 0.3]  #   samples, longer side U(paste_scale) x input size
+              negative_prob = 0.0      # detector: probability of a hard negative instead: a
+                                       #   hand-free square of a labelled photo (faces, arms)
 """
 
 from __future__ import annotations
@@ -42,7 +49,13 @@ TASKS: tuple[str, ...] = ("detector", "pose")
 
 DEFAULTS: dict[str, Any] = {
     "task": "detector",
-    "data": {"train": "synthetic", "val": "synthetic", "cache": 512, "occluded": "train"},
+    "data": {
+        "train": "synthetic",
+        "val": "synthetic",
+        "cache": 512,
+        "occluded": "train",
+        "mirror_left": True,
+    },
     "model": {
         "width": 0.35,
         "input_size": 224,
@@ -51,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
         "head_bn": False,
         "smin": 0.025,
         "backbone_weights": "",
+        "channel_rule": "seed",
+        "side_head": False,
         "init": "",
     },
     "train": {
@@ -77,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
         "zoom_out": [0.4, 0.9],
         "paste_prob": 0.0,
         "paste_scale": [0.08, 0.3],
+        "negative_prob": 0.0,
     },
 }
 
@@ -119,10 +135,14 @@ def resolve_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]
         raise HandposeError(f"{where}: data.occluded must be 'train' or 'ignore'")
     if train["schedule"] not in ("cosine", "constant"):
         raise HandposeError(f"{where}: train.schedule must be 'cosine' or 'constant'")
+    if model["channel_rule"] not in ("seed", "keras"):
+        raise HandposeError(f"{where}: model.channel_rule must be 'seed' or 'keras'")
+    if model["side_head"] and config["task"] != "pose":
+        raise HandposeError(f"{where}: model.side_head is a pose option (the detector has sides)")
     if not isinstance(model["init"], str):
         raise HandposeError(f'{where}: model.init must be a path string (or "" for none)')
     augment = config["augment"]
-    for key in ("zoom_out_prob", "paste_prob"):
+    for key in ("zoom_out_prob", "paste_prob", "negative_prob"):
         if not isinstance(augment[key], int | float) or not 0.0 <= float(augment[key]) <= 1.0:
             raise HandposeError(f"{where}: augment.{key} must be a probability 0..1")
     for key, hint in (("zoom_out", "[0.4, 0.9]"), ("paste_scale", "[0.08, 0.3]")):

@@ -59,6 +59,34 @@ class DetectorExample:
     labels: np.ndarray
 
 
+#: hard negatives: window side as a share of the photo's shorter side, margin kept from boxes
+NEGATIVE_SIDE = (0.2, 0.6)
+NEGATIVE_MARGIN = 0.15
+
+
+def hand_free_window(sample: Sample, rng: np.random.Generator, tries: int = 8) -> np.ndarray | None:
+    """A random square of the photo that overlaps no hand box (each grown by NEGATIVE_MARGIN of
+    its size), or None when `tries` draws find none. Only for samples with labelled hands: an
+    unlabelled photo could hide a hand in the window."""
+    if not sample.hands:
+        return None
+    w, h = sample.width, sample.height
+    boxes = np.stack([np.asarray(hd.box, np.float64) for hd in sample.hands])
+    grow = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * NEGATIVE_MARGIN
+    boxes = boxes + np.stack([-grow, -grow, grow, grow], axis=1)
+    for _ in range(tries):
+        side = rng.uniform(*NEGATIVE_SIDE) * min(w, h)
+        x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+        x1, y1 = x0 + side, y0 + side
+        overlap = (
+            (np.minimum(boxes[:, 2], x1) > np.maximum(boxes[:, 0], x0))
+            & (np.minimum(boxes[:, 3], y1) > np.maximum(boxes[:, 1], y0))
+        )
+        if not overlap.any():
+            return np.array([x0, y0, x1, y1], np.float64)
+    return None
+
+
 def detector_example(
     sample: Sample,
     size: int,
@@ -75,7 +103,17 @@ def detector_example(
     M = geometry.crop_affine(geometry.center_square(w, h), size, False)
     jitter = None
     zoom = paste = False
-    if augment is not None and rng is not None:
+    negative_prob = float(augment.get("negative_prob", 0.0)) if augment is not None else 0.0
+    window = (
+        hand_free_window(sample, rng)
+        if negative_prob > 0 and rng is not None and rng.uniform() < negative_prob
+        else None
+    )
+    if window is not None and augment is not None and rng is not None:
+        # a hard negative: a hand-free part of the photo (faces, arms, skin-coloured things)
+        M = geometry.crop_affine(window, size, bool(augment["flip"]) and rng.uniform() < 0.5)
+        jitter = color_config(augment["color"])
+    elif augment is not None and rng is not None:
         config = aug.AugmentConfig(
             rotate_deg=float(augment["rotate_deg"]),
             scale=(float(augment["scale"][0]), float(augment["scale"][1])),
@@ -130,7 +168,8 @@ class PoseExample:
     labelled-visible keypoints inside the crop; inside float32 (21,) 1 for every keypoint inside
     the crop (occluded ones included, for sources whose occluded positions are exact);
     directions float32 (20, 3) unit bone vectors (zeros when unknown); has_3d bool; box (4,)
-    the hand's label box in crop pixels."""
+    the hand's label box in crop pixels; side 1.0 for a right hand as the crop shows it, 0.0
+    for a left one, -1.0 when the label has no side."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -139,6 +178,7 @@ class PoseExample:
     directions: np.ndarray
     has_3d: bool
     box: np.ndarray
+    side: float = -1.0
 
 
 def pose_example(
@@ -148,8 +188,10 @@ def pose_example(
     augment: dict[str, Any] | None,
     rng: np.random.Generator | None,
     crop_scale: float = APP_CROP_SCALE,
+    mirror_left: bool = True,
 ) -> PoseExample:
-    """One pose crop for `hand` (which must have keypoints); left hands are mirrored."""
+    """One pose crop for `hand` (which must have keypoints); left hands are mirrored unless
+    `mirror_left` is False (the crop then shows the hand as it is)."""
     if hand.keypoints is None:
         raise ValueError("pose_example needs a hand with keypoints")
     config = aug.PoseCropConfig(color=None)
@@ -160,7 +202,13 @@ def pose_example(
             shift=float(augment["shift"]),
             color=color_config(augment["color"]),
         )
-    crop = aug.pose_crop(sample, hand, size, crop_scale, rng=rng, config=config)
+    crop = aug.pose_crop(
+        sample, hand, size, crop_scale, rng=rng, config=config, mirror_left=mirror_left
+    )
+    seen = hand.handedness
+    if crop.meta.get("mirrored"):
+        seen = {"left": "right", "right": "left"}.get(seen, seen)
+    side = {"right": 1.0, "left": 0.0}.get(seen, -1.0)
     if crop.hands:
         (cropped,) = crop.hands
         keypoints = np.asarray(cropped.keypoints, np.float32)
@@ -189,4 +237,5 @@ def pose_example(
         directions=directions,
         has_3d=has_3d,
         box=box,
+        side=side,
     )

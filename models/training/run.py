@@ -44,12 +44,15 @@ def build_model(config: dict[str, Any]) -> keras.Model:
             padding=model["padding"],
             backbone_weights=weights,
             head_bn=bool(model.get("head_bn", False)),
+            channel_rule=model.get("channel_rule", "seed"),
         )
     return build_pose(
         width=float(model["width"]),
         input_size=int(model["input_size"]),
         padding=model["padding"],
         backbone_weights=weights,
+        channel_rule=model.get("channel_rule", "seed"),
+        side_head=bool(model.get("side_head", False)),
     )
 
 

@@ -236,6 +236,8 @@ class PoseTask(Task):
 
         self.codec = ppn
         self.ppn_config = ppn.PPNConfig(input_size=self.size, grid=pose_grid(self.size))
+        self.mirror_left = bool(config["data"].get("mirror_left", True))
+        self.side_head = bool(config["model"].get("side_head", False))
 
     def _hand(self, sample: Sample, rng: np.random.Generator | None) -> Any:
         hands = [h for h in sample.hands if h.keypoints is not None]
@@ -255,6 +257,7 @@ class PoseTask(Task):
             "wh": np.asarray(t["wh"], np.float32),
             "vect": np.asarray(t["vect"], np.float32),
             "vect_mask": np.asarray(t["vect_mask"], np.float32),
+            "side": np.asarray([ex.side], np.float32),
         }
 
     def train_batch(self, step: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -269,16 +272,18 @@ class PoseTask(Task):
             hand = self._hand(sample, rng)
             if hand is None:
                 continue
-            ex = pose_example(sample, hand, self.size, self.augment, rng)
+            ex = pose_example(
+                sample, hand, self.size, self.augment, rng, mirror_left=self.mirror_left
+            )
             images.append(ex.image)
             targets.append(self.targets(ex))
         batch = {k: np.stack([t[k] for t in targets]) for k in targets[0]}
         return np.stack(images).astype(np.float32), batch
 
     def loss(self, outputs: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:
-        from models.losses import ppn_loss
+        from models.losses import ppn_loss, side_loss
 
-        return ppn_loss(
+        terms = ppn_loss(
             outputs["pose"],
             outputs["vect"],
             targets["resp"],
@@ -287,6 +292,10 @@ class PoseTask(Task):
             targets["vect"],
             targets["vect_mask"],
         )
+        if self.side_head:
+            terms["side"] = side_loss(outputs["side"], targets["side"])
+            terms["total"] = terms["total"] + terms["side"]
+        return terms
 
     def validate(self, predict: Predict) -> dict[str, Any]:
         from models import metrics
@@ -296,14 +305,20 @@ class PoseTask(Task):
             for sample in self._val_samples():
                 hand = self._hand(sample, None)
                 if hand is not None:
-                    examples.append(pose_example(sample, hand, self.size, None, None))
+                    examples.append(
+                        pose_example(
+                            sample, hand, self.size, None, None, mirror_left=self.mirror_left
+                        )
+                    )
             if not examples:
                 raise HandposeError("the validation data holds no hand with keypoints")
             self._val = examples
-        pred_kp, pred_dirs = [], []
+        pred_kp, pred_dirs, pred_side = [], [], []
         for start in range(0, len(self._val), 16):
             chunk = self._val[start : start + 16]
             out = predict(np.stack([e.image for e in chunk]).astype(np.float32))
+            if "side" in out:
+                pred_side.extend(np.asarray(out["side"]).reshape(-1).tolist())
             for j in range(len(chunk)):
                 kp, dirs = self.decode(out["pose"][j], out["vect"][j])
                 pred_kp.append(kp)
@@ -323,6 +338,11 @@ class PoseTask(Task):
             pd = np.stack([pred_dirs[i] for i in with_3d])
             gd = np.stack([self._val[i].directions for i in with_3d])
             row["bone_angle_deg"] = float(metrics.bone_angle_error_deg(pd, gd))
+        sided = [i for i, e in enumerate(self._val) if e.side >= 0]
+        if pred_side and sided:
+            right = np.asarray(pred_side)[sided] >= 0.5
+            truth = np.asarray([self._val[i].side for i in sided]) >= 0.5
+            row["side_acc"] = float(np.mean(right == truth))
         return row
 
     def decode(self, pose: np.ndarray, vect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
