@@ -337,3 +337,38 @@ def test_one_detection_of_the_other_side_does_not_flip_a_steady_hand():
         (reported,) = tracker.update(frame / FPS, posed, (320, 240))
         assert reported.track_id == 0 and reported.handedness == located[0].handedness
     assert "".join(sides) == "RRRRRRL"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_hand_in_view_keeps_one_id_on_the_rendered_clip(seed):
+    """The bundled models on the renderer's labelled two-hand clip: a labelled hand found again
+    within the lost timeout of its last sighting has the id it had (the sample clip showed
+    28-32 ids for its two hands). A hand missed for longer may come back as a new hand (the app
+    then reported it gone)."""
+    from handpose.codec.boxes import iou
+    from handpose.paths import DEFAULT_MODELS_DIR
+    from handpose.pipeline import load_model_set
+    from handpose.pipeline.process import HandPipeline
+    from handpose.settings import AppSettings
+    from models.data.synthetic import render_clip
+
+    fps = 15.0
+    settings = AppSettings(num_threads=1)
+    pipeline = HandPipeline(load_model_set(DEFAULT_MODELS_DIR, 1), settings)
+    last: dict[int, tuple[int, int]] = {}  # labelled hand -> (frame, id) of its last sighting
+    found, changes = 0, []
+    for k, (image, labels) in enumerate(render_clip(60, seed=seed, size=(360, 480), fps=fps)):
+        for hand in pipeline(image, timestamp=k / fps):
+            overlaps = [iou(hand.box, label.box) for label in labels]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] < 0.3:
+                continue
+            found += 1
+            if best in last:
+                frame, track_id = last[best]
+                if track_id != hand.track_id and (k - frame) / fps <= settings.lost_timeout:
+                    changes.append((k, best, track_id, hand.track_id))
+            last[best] = (k, int(hand.track_id))
+    assert found >= 60, f"the bundled models found labelled hands only {found} times in 60 frames"
+    assert changes == [], "(frame, labelled hand, id before, id after) of hands given new ids"

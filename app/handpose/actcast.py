@@ -33,17 +33,13 @@ from handpose.capture import CameraSource, FileSource, open_camera
 from handpose.errors import HandposeError, SettingsError, SourceError
 from handpose.events import EventEmitter
 from handpose.faults import DEFAULT_FAILURE_LIMIT, DEFAULT_STALL_TIMEOUT, DropLog, Watchdog
-from handpose.pipeline.family import build_stages
 from handpose.pipeline.models import ModelSet, load_model_set
-from handpose.pipeline.post import Postprocess
-from handpose.pipeline.track import HandTracker
+from handpose.pipeline.process import HandPipeline
 from handpose.present import CommandServerSink, HdmiSink, LocalVideoSink, Presenter, Sink
 from handpose.settings import AppSettings
 from handpose.tasks import (
     CameraFrames,
-    CropTask,
-    DetectTask,
-    PoseTask,
+    InferTask,
     PresentTask,
     SourceProducer,
     _Guarded,
@@ -140,7 +136,8 @@ def build_application(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     **presenter_options: object,
 ) -> HandposeApplication:
-    """The actfw application for `source` -> Detect -> Crop -> Pose -> Present -> `sinks`.
+    """The actfw application for `source` -> Infer (detect, crop, pose, track) -> Present ->
+    `sinks`.
 
     Args:
         settings: validated settings.
@@ -155,7 +152,6 @@ def build_application(
     """
     app = app or HandposeApplication()
     models = models or load_model_set(settings.models_dir, settings.num_threads)
-    stages = build_stages(models, settings)  # our family or MediaPipe's
 
     if isinstance(source, CameraSource):
         capture, frames = source.task, CameraFrames(source)
@@ -163,11 +159,8 @@ def build_application(
     else:
         frames = SourceProducer(source, max_frames)
         capture_tasks = [frames]
-    tracker = HandTracker.from_settings(settings)  # shared by Detect (locate) and Pose (update)
-    detect = DetectTask(stages.detector, tracker)
-    crop = CropTask(stages.cropper)
-    post = Postprocess.from_settings(settings, tracker)  # ids, smoothing, gestures
-    pose = PoseTask(stages.estimator, swap=settings.swap_handedness, post=post)
+    # detect, crop, pose and the tracker in one task: frame for frame what HandPipeline does
+    infer = InferTask(HandPipeline(models, settings, stream=True))
     emitter = EventEmitter.from_settings(settings)
     presenter = Presenter(sinks, emitter, **presenter_options)  # type: ignore[arg-type]
     present = PresentTask(presenter, on_end=app.stop)
@@ -175,13 +168,11 @@ def build_application(
     # the pipeline, in one place
     if isinstance(source, CameraSource):
         capture.connect(frames)  # actfw capture task -> RGB frames
-    frames.connect(detect)
-    detect.connect(crop)
-    crop.connect(pose)
-    pose.connect(present)
+    frames.connect(infer)
+    infer.connect(present)
 
-    app.pipeline_tasks = [*capture_tasks, detect, crop, pose, present]
-    for task in (frames, detect, crop, pose, present):
+    app.pipeline_tasks = [*capture_tasks, infer, present]
+    for task in (frames, infer, present):
         task.on_error = app.fail
     # faults: one DropLog for the run (the source's, which counts corrupt frames), every stage
     # guarded, a watchdog for stalls (`handpose.faults`)

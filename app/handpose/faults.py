@@ -128,10 +128,12 @@ class StageGuard:
     """Runs one stage's work on a frame and applies the fault policy (module docstring).
 
     Args:
-        name: the stage ("capture", "detect", "crop", "pose", "present").
+        name: the stage ("capture", "infer", "present").
         drops: where dropped frames are counted.
         on_fatal: called with the error that stops the application.
         limit: failures in a row that stop the application.
+        part: names the step of the stage that was running when it raised ("detect", "crop",
+            "pose", "track" inside "infer"), for drop reasons; None: the stage's name.
     """
 
     def __init__(
@@ -140,14 +142,20 @@ class StageGuard:
         drops: DropLog,
         on_fatal: Callable[[BaseException], None],
         limit: int = DEFAULT_FAILURE_LIMIT,
+        part: Callable[[], str] | None = None,
     ) -> None:
         self.name = name
+        self.part = part
         self.drops = drops
         self.on_fatal = on_fatal
         self.limit = max(1, int(limit))
         self.in_a_row = 0
         #: time.monotonic() when the work in progress started, None when idle
         self.busy_since: float | None = None
+
+    def where(self) -> str:
+        """The stage's name, or the step of it that is running (`part`)."""
+        return self.part() if self.part is not None else self.name
 
     def run(self, work: Callable[[], Any]) -> Any:
         """`work()`, or `DROPPED` when it raised (the error is counted, logged, maybe fatal)."""
@@ -159,12 +167,13 @@ class StageGuard:
             return DROPPED
         except Exception as error:  # noqa: BLE001 - one frame's failure: drop it, go on
             self.in_a_row += 1
-            reason = f"{self.name} failed ({type(error).__name__})"
+            where = self.where()
+            reason = f"{where} failed ({type(error).__name__})"
             self.drops.drop(reason, _first_line(error), error)
             if self.in_a_row >= self.limit:
                 self.on_fatal(
                     PipelineError(
-                        f"stage {self.name!r} failed on {self.in_a_row} frames in a row (last: "
+                        f"stage {where!r} failed on {self.in_a_row} frames in a row (last: "
                         f"{_message(error)}); stopping so that Actcast restarts the app"
                     )
                 )
@@ -223,7 +232,8 @@ class Watchdog(Task):
             since = guard.busy_since
             if since is not None and now - since > self.stall_timeout:
                 return PipelineError(
-                    f"stage {guard.name!r} has worked on one frame for {now - since:.0f} s (hung); "
+                    f"stage {guard.where()!r} has worked on one frame for {now - since:.0f} s "
+                    "(hung); "
                     "stopping so that Actcast restarts the app"
                 )
         if self.camera is None:

@@ -22,12 +22,8 @@ from actfw_core.task import Consumer, Pipe, Producer
 from handpose.capture import CameraSource, FileSource
 from handpose.errors import SourceError
 from handpose.faults import DEFAULT_FAILURE_LIMIT, DROPPED, DropLog, StageGuard
-from handpose.pipeline.crop import HandCropper
-from handpose.pipeline.detect import HandDetector
-from handpose.pipeline.pose import PoseEstimator, swap_handedness
-from handpose.pipeline.post import Postprocess
+from handpose.pipeline.process import HandPipeline
 from handpose.pipeline.state import FrameState
-from handpose.pipeline.track import HandTracker
 from handpose.present import Presenter
 
 log = logging.getLogger(__name__)
@@ -52,7 +48,8 @@ class _Guarded:
 
     def guarded_by(self, drops: DropLog, limit: int = DEFAULT_FAILURE_LIMIT) -> StageGuard:
         """Count this task's dropped frames in `drops`; `limit` failures in a row are fatal."""
-        self._stage_guard = StageGuard(self.stage, drops, self._fatal, limit)
+        part = getattr(self, "part", None)
+        self._stage_guard = StageGuard(self.stage, drops, self._fatal, limit, part)
         return self._stage_guard
 
     @property
@@ -178,68 +175,39 @@ class _StagePipe(_Guarded, Pipe):
         raise NotImplementedError
 
 
-class DetectTask(_StagePipe):
-    """Detect: `state.hands` = boxes in frame pixels (with a tracker: the followed hands at
-    their predicted boxes, the detector run only when the tracker asks for it)."""
+class InferTask(_StagePipe):
+    """Detect -> Crop -> Pose -> track ids, smoothing, gestures of one frame, in one task:
+    `state.hands` = the frame's hands as `HandPipeline` reports them.
 
-    name = "detect"
+    The tracker is read (where to look, whether to detect) and written (the posed hands) by the
+    same thread in frame order, so the application reports, frame for frame, what `HandPipeline`
+    reports on the same frames, whatever the timing of the threads around it. (Detect, crop
+    and pose in three tasks let the detect step of frame n+1 read the tracker before the pose
+    step had written frame n: hands were born twice.) Each stage's time goes into
+    `state.timings` ("detect", "crop", "pose", "track").
+    """
 
-    def __init__(self, detector: HandDetector, tracker: HandTracker | None = None) -> None:
+    name = "infer"
+
+    def __init__(self, pipeline: HandPipeline) -> None:
         super().__init__()
-        self.detector = detector
-        self.tracker = tracker
+        self.pipeline = pipeline
+
+    def part(self) -> str:
+        """The step that was running (drop reasons name it: "pose failed (...)")."""
+        return self.pipeline.step
 
     def work(self, state: FrameState) -> None:
-        if self.tracker is None:
-            state.hands, state.detected = self.detector.detect(state.image), True
-            return
-        detections = self.detector.detect(state.image) if self.tracker.needs_detection() else None
-        state.hands = self.tracker.locate(state.timestamp, detections)
-        state.detected = detections is not None
-
-
-class CropTask(_StagePipe):
-    """Crop: `state.crops` = square pose crops, left hands mirrored."""
-
-    name = "crop"
-
-    def __init__(self, cropper: HandCropper) -> None:
-        super().__init__()
-        self.cropper = cropper
-
-    def work(self, state: FrameState) -> None:
-        state.crops = self.cropper(state.image, state.hands)
-
-
-class PoseTask(_StagePipe):
-    """Pose: `state.hands` = hands with keypoints in frame pixels and 3D joints; with `post`,
-    then track ids, smoothing and gestures (`handpose.pipeline.post`, timed as "track")."""
-
-    name = "pose"
-
-    def __init__(
-        self, estimator: PoseEstimator, swap: bool = False, post: Postprocess | None = None
-    ) -> None:
-        super().__init__()
-        self.estimator = estimator
-        self.swap = swap
-        self.post = post
+        assert state.image is not None
+        state.hands = self.pipeline(state.image, timestamp=state.timestamp)
+        state.detected = self.pipeline.detected
+        state.timings.update(self.pipeline.timings)
 
     def proc(self, state: FrameState | None) -> FrameState | None:
         out = super().proc(state)
-        if out is not None and not out.end and "track" in out.timings:
-            out.timings["pose"] = max(out.timings["pose"] - out.timings["track"], 0.0)
+        if out is not None and not out.end:
+            out.timings.pop(self.name, None)  # the stages' own times are in timings
         return out
-
-    def work(self, state: FrameState) -> None:
-        posed = self.estimator(state.crops)
-        state.crops = []
-        if self.post is None:
-            state.hands = swap_handedness(posed, self.swap)
-            return
-        start = time.perf_counter()
-        state.hands = self.post(state.timestamp, posed, state.size)
-        state.timings["track"] = (time.perf_counter() - start) * 1e3
 
 
 class PresentTask(_Guarded, Consumer):

@@ -37,7 +37,8 @@ class HandPipeline:
     def __init__(self, models: ModelSet, settings: AppSettings, stream: bool = True) -> None:
         self.settings = settings
         self.detector, self.cropper, self.pose = build_stages(models, settings, crop_depth=1)
-        self.tracker = HandTracker.from_settings(settings) if stream else None
+        pose_sides = getattr(self.pose, "side_output", None) is not None
+        self.tracker = HandTracker.from_settings(settings, pose_sides) if stream else None
         self.post = (
             Postprocess.from_settings(settings, self.tracker)
             if stream
@@ -45,6 +46,8 @@ class HandPipeline:
         )
         self.timings: dict[str, float] = {}
         self.detected = False
+        #: the step running or last run: "detect", "crop", "pose" or "track" (fault reports)
+        self.step = "detect"
         self._frames = 0
 
     def __call__(
@@ -62,6 +65,7 @@ class HandPipeline:
             timestamp = self._frames / float(self.settings.capture_fps)
         self._frames += 1
         t0 = time.perf_counter()
+        self.step = "detect"
         detections = None
         if self.tracker is None or self.tracker.needs_detection():
             if region is None:
@@ -71,10 +75,13 @@ class HandPipeline:
         self.detected = detections is not None
         hands = detections if self.tracker is None else self.tracker.locate(timestamp, detections)
         t1 = time.perf_counter()
+        self.step = "crop"
         crops = self.cropper(frame, hands)
         t2 = time.perf_counter()
+        self.step = "pose"
         posed = self.pose(crops)
         t3 = time.perf_counter()
+        self.step = "track"
         height, width = frame.shape[:2]
         hands = self.post(timestamp, posed, (width, height))
         t4 = time.perf_counter()

@@ -26,23 +26,25 @@ predicted box it overlaps most (greedy on affinity = IoU + 0.5 [same handedness]
 `match_iou`), and its box, handedness and score; a tracked hand no detection matched is still
 cropped (the detector may miss a hand the tracker holds); an unmatched detection is a new hand.
 A new hand takes the id of a hand lost less than `lost_timeout` ago whose last box it overlaps
-(IoU >= `match_iou`), else the next free id, so ids stay stable through short misses.
+(IoU >= `match_iou`; the same affinity, so a side the detector got wrong this once does not make
+it another hand), else the next free id, so ids stay stable through short misses.
 
 Side: a track keeps a vote s in [-1, 1] (+1 right), set by its first detection and moved by
 each later one, s <- (1 - `SIDE_WEIGHT`) s + `SIDE_WEIGHT` (+1 right, -1 left); a matched
 detection takes the side sign(s) before it is cropped. One detection of the other side does
 not flip a hand that was steady (on real photos the detector's side is its weakest output,
-and a wrong side mirrors the pose crop the wrong way); two in a row do.
+and a wrong side mirrors the pose crop the wrong way); two in a row do. With `pose_sides` (pose
+networks that tell the side of an unmirrored crop themselves) the vote is fed by the pose
+stage's side on every frame instead, in `update`.
 
 Confidence: the mean keypoint score of a posed hand. A hand no detection confirmed in this frame
 (a pure prediction) is dropped when its confidence is below `min_confidence`; detected hands
 keep the detector's word. Two hands whose keypoints lie within `DUPLICATE_DISTANCE` of a hand
 size of each other (mean over keypoints) are one hand: the younger track is dropped.
 
-The tracker is shared by two actfw threads (Detect calls `needs_detection` / `locate`, Pose calls
-`update`), so its methods hold a lock; when the pipeline is full, Detect may locate frame t + 1
-before Pose has updated frame t, and the prediction then extrapolates from frame t - 1 (the
-velocity term covers the longer Δt).
+Order: `locate` of frame t + 1 must come after `update` of frame t (the app runs all of a frame
+in one task, `handpose.tasks.InferTask`, so it reports what `HandPipeline` reports). The methods
+still hold a lock, so a caller that breaks the order cannot corrupt the state.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ class HandTracker:
         lost_timeout: seconds after its last sight that a lost hand's id can be given back to a
             hand found where it was (the events' lost timeout: the same hand, no new events).
         match_iou: minimum IoU to match a detection to a tracked or lost hand.
+        pose_sides: the pose stage reports each hand's side (the side vote follows it).
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class HandTracker:
         max_hands: int = 2,
         lost_timeout: float = 0.3,
         match_iou: float = 0.1,
+        pose_sides: bool = False,
     ) -> None:
         self.enabled = bool(enabled)
         self.detect_interval = max(1, int(detect_interval))
@@ -169,6 +173,7 @@ class HandTracker:
         self.max_hands = int(max_hands)
         self.lost_timeout = float(lost_timeout)
         self.match_iou = float(match_iou)
+        self.pose_sides = bool(pose_sides)
         self.tracks: dict[int, Track] = {}
         self.detections = 0  #: frames the detector ran on
         self.frames = 0  #: frames located
@@ -179,8 +184,9 @@ class HandTracker:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: AppSettings) -> HandTracker:
+    def from_settings(cls, settings: AppSettings, pose_sides: bool = False) -> HandTracker:
         return cls(
+            pose_sides=pose_sides,
             enabled=settings.tracking,
             detect_interval=settings.detect_interval,
             min_confidence=settings.track_threshold,
@@ -245,7 +251,7 @@ class HandTracker:
         located = []
         for i, hand in enumerate(detections):
             side = hand.handedness
-            if i in taken:
+            if i in taken and not self.pose_sides:
                 side = self.tracks[taken[i]].vote(side)
             extras = {**hand.extras, PREDICTED: False}
             located.append(hand.replace(track_id=taken.get(i), handedness=side, extras=extras))
@@ -275,6 +281,8 @@ class HandTracker:
                     track = Track(int(hand.track_id), hand, last_seen=timestamp)  # type: ignore[arg-type]
                     track.vote(hand.handedness)
                     self.tracks[track.track_id] = track
+                elif self.pose_sides:
+                    hand = hand.replace(handedness=track.vote(hand.handedness))
                 self._follow(track, hand, timestamp)
                 seen.add(track.track_id)
                 out.append(self._reported(hand, frame_size))
@@ -294,23 +302,30 @@ class HandTracker:
         """The hand with its id (new hands: a recently lost id where it overlaps, else a new
         one) and, with tracking on, its keypoint box."""
         track_id = hand.track_id
+        side = hand.handedness
         if track_id is None:
             track_id = self._reidentify(hand)
+            back = self.tracks.get(track_id)
+            if back is not None and not self.pose_sides:  # a lost hand back: its side vote
+                side = back.vote(side)
         previous = self.tracks.get(track_id)
         box = hand.box
         if self.enabled and hand.keypoints is not None and np.isfinite(hand.keypoints).all():
             before = previous.hand.box if previous is not None else hand.box
             box = keypoint_box(hand.keypoints, before)
-        return hand.replace(track_id=track_id, box=box)
+        return hand.replace(track_id=track_id, box=box, handedness=side)
 
     def _reidentify(self, hand: Hand) -> int:
-        best, best_iou = None, self.match_iou
+        """The id of the lost hand this new hand most likely is (affinity IoU + 0.5 [same
+        side], IoU >= match_iou), else a new id."""
+        best, best_affinity = None, -1.0
         for track in self.tracks.values():
-            if track.lost_at is None or track.hand.handedness != hand.handedness:
+            if track.lost_at is None:
                 continue
             iou = box_iou(hand.box, track.hand.box)
-            if iou >= best_iou:
-                best, best_iou = track, iou
+            affinity = iou + 0.5 * (track.hand.handedness == hand.handedness)
+            if iou >= self.match_iou and affinity > best_affinity:
+                best, best_affinity = track, affinity
         if best is not None:
             return best.track_id
         self._next_id += 1
