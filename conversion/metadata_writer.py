@@ -122,7 +122,11 @@ def build_metadata(
         grid = [int(v) for v in exported.outputs["pose"].shape[1:3]]
         meta.classes = []
         meta.grid = {"size": grid, "stride": POSE_STRIDE}
-        meta.decode = {}
+        # crops of left hands mirrored (the network learnt right hands only), or every crop as
+        # it is; a "side" output is p(right hand) for the crop as given
+        meta.decode = {"mirror_left": bool(config.get("data", {}).get("mirror_left", True))}
+        if "side" in exported.outputs:
+            meta.decode["side_output"] = "side"
     return meta
 
 

@@ -46,8 +46,10 @@ def crop_hands(
     out_size: int = 224,
     max_hands: int = 2,
     buffers: list[np.ndarray] | None = None,
+    mirror_left: bool = True,
 ) -> list[Crop]:
-    """Square crops of the best `max_hands` hands, left hands mirrored.
+    """Square crops of the best `max_hands` hands, left hands mirrored (unless `mirror_left` is
+    False: pose networks that see every hand as it is and tell its side themselves).
 
     Args:
         frame: RGB uint8 (H, W, 3).
@@ -59,7 +61,7 @@ def crop_hands(
     crops = []
     for i, hand in enumerate(select_hands(hands, max_hands)):
         square = geometry.square_crop_box(hand.box, scale)
-        mirrored = hand.handedness == "left"
+        mirrored = mirror_left and hand.handedness == "left"
         affine = np.asarray(geometry.crop_affine(square, out_size, mirrored), np.float64)
         out = buffers[i] if buffers is not None and i < len(buffers) else None
         image = geometry.warp_image(frame, affine, out_size, out=out)
@@ -75,9 +77,15 @@ class HandCropper:
     """
 
     def __init__(
-        self, scale: float, out_size: int = 224, max_hands: int = 2, depth: int = 4
+        self,
+        scale: float,
+        out_size: int = 224,
+        max_hands: int = 2,
+        depth: int = 4,
+        mirror_left: bool = True,
     ) -> None:
         self.scale = float(scale)
+        self.mirror_left = bool(mirror_left)
         self.out_size = int(out_size)
         self.max_hands = int(max_hands)
         self._ring = [
@@ -89,4 +97,6 @@ class HandCropper:
     def __call__(self, frame: np.ndarray, hands: list[Hand]) -> list[Crop]:
         buffers = self._ring[self._next]
         self._next = (self._next + 1) % len(self._ring)
-        return crop_hands(frame, hands, self.scale, self.out_size, self.max_hands, buffers)
+        return crop_hands(
+            frame, hands, self.scale, self.out_size, self.max_hands, buffers, self.mirror_left
+        )

@@ -39,10 +39,17 @@ def build_stages(models: ModelSet, settings: AppSettings, crop_depth: int = 4) -
     """
     size = int(models.pose.input_size[0])
     if models.family == "handpose":
+        estimator = PoseEstimator(models.pose)
         return Stages(
             HandDetector(models.detector, settings.score_threshold, settings.nms_threshold),
-            HandCropper(settings.crop_scale, size, settings.max_hands, depth=crop_depth),
-            PoseEstimator(models.pose),
+            HandCropper(
+                settings.crop_scale,
+                size,
+                settings.max_hands,
+                depth=crop_depth,
+                mirror_left=estimator.mirror_left,
+            ),
+            estimator,
         )
     if models.family == "mediapipe":
         from handpose.pipeline.mediapipe import HandRegionCropper, LandmarkEstimator, PalmDetector

@@ -5,6 +5,11 @@ The pose network outputs `pose` (Gh, Gw, 6K) after sigmoid and `vect` (Gh, Gw, 3
 directions. Keypoints map back to the frame with the inverse crop affine, p_frame = A^-1 p_crop,
 which also undoes the mirror of a left-hand crop. The 3D joints (wrist-relative, mm) are built from
 the bone directions; for a mirrored crop x is negated (x -> -x) to undo the mirror.
+
+Pose models whose metadata says `decode.mirror_left = false` see every crop unmirrored and have a
+`side` output, p(right hand) of the crop: the hand's side is then the pose network's (its
+confidence in `extras["side_score"]`, the detector's side in `extras["detector_side"]`), so a
+wrong detector side can neither mirror the crop nor reach the events.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ class PoseEstimator:
                 "re-create it with `handpose convert`"
             ) from None
         self.size = int(runner.input_size[0])
+        decode = runner.metadata.decode or {}
+        self.mirror_left = bool(decode.get("mirror_left", True))
+        self.side_output = decode.get("side_output")
+        if self.side_output is not None and self.side_output not in runner.metadata.outputs:
+            raise ModelFileError(
+                f"{runner.metadata.path}: decode.side_output names {self.side_output!r}, which "
+                "is not an output of the model; re-create it with `handpose convert`"
+            )
 
     def estimate(self, crop: Crop) -> Hand:
         """The crop's hand with keypoints (frame px), keypoint scores and joints_3d (mm)."""
@@ -56,9 +69,19 @@ class PoseEstimator:
             joints = skeleton3d.mirror_x_3d(joints)
         inverse = geometry.invert_affine(crop.affine)
         points = geometry.apply_affine(np.asarray(keypoints, np.float64), inverse)
-        return crop.hand.replace(
-            keypoints=points, keypoint_scores=np.asarray(scores), joints_3d=joints
-        )
+        hand = crop.hand
+        if self.side_output is not None and self.side_output in outputs:
+            p_right = float(np.asarray(outputs[self.side_output]).reshape(-1)[0])
+            if crop.mirrored:
+                p_right = 1.0 - p_right
+            side = "right" if p_right >= 0.5 else "left"
+            extras = dict(
+                hand.extras,
+                side_score=max(p_right, 1.0 - p_right),
+                detector_side=hand.handedness,
+            )
+            hand = hand.replace(handedness=side, extras=extras)
+        return hand.replace(keypoints=points, keypoint_scores=np.asarray(scores), joints_3d=joints)
 
     def __call__(self, crops: list[Crop]) -> list[Hand]:
         return [self.estimate(crop) for crop in crops]
