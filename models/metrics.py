@@ -293,6 +293,18 @@ def auc(
     return float(np.sum((v[1:] + v[:-1]) / 2 * np.diff(t)) / span)
 
 
+def nme(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray | None = None,
+    box_sizes: np.ndarray | None = None,
+) -> float:
+    """Normalised mean error: the mean over visible keypoints of |pred - gt| / the hand's size
+    (max side of its ground-truth keypoint box, as PCK), NaN if none is visible."""
+    d = normalized_distances(pred, gt, visible, box_sizes)
+    return float(np.mean(d)) if d.size else float("nan")
+
+
 def end_point_error(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None = None) -> float:
     """Mean Euclidean distance in pixels over the visible keypoints (NaN if none)."""
     pred = np.asarray(pred, np.float64)

@@ -66,14 +66,29 @@ def test_side_accuracy_is_nan_without_sided_labels():
 def test_format_table_has_a_row_per_set_and_models():
     rows = [
         {"set": "a", "models": "m", "images": 2, "hands": 3, "recall": 0.5, "ap50": 0.25,
-         "side": float("nan"), "pck_found": 1.0, "pck_all": 0.5},
+         "side": float("nan"), "det_side": 0.5, "pck_found": 1.0, "pck01_found": 0.75,
+         "nme_found": 0.0625, "pck_all": 0.5},
         {"set": "b", "models": "m", "images": 1, "hands": 1, "recall": 1.0, "ap50": 1.0,
          "side": 1.0},
     ]  # fmt: skip
     lines = compare.format_table(rows).splitlines()
     assert len(lines) == 4
-    assert lines[2].split() == ["a", "m", "2", "3", "50.0", "25.0", "-", "100.0", "50.0"]
-    assert lines[3].split()[-2:] == ["-", "-"]
+    assert lines[2].split() == [
+        "a", "m", "2", "3", "50.0", "25.0", "-", "50.0", "100.0", "75.0", "0.062", "50.0"
+    ]  # fmt: skip
+    assert lines[3].split()[-5:] == ["-", "-", "-", "-", "-"]
+
+
+def test_nme_is_the_mean_distance_over_the_hand_size():
+    from models import metrics
+
+    gt = np.zeros((1, 21, 2))
+    gt[0, :, 0] = np.linspace(0, 100, 21)  # a hand 100 px wide
+    pred = gt.copy()
+    pred[0, :, 1] += 5.0  # every keypoint 5 px off
+    assert metrics.nme(pred, gt) == pytest.approx(0.05)
+    pred[0, 0, 1] += 21 * 10.0  # one keypoint 215 px off: the mean grows by 210 / 21 / 100
+    assert metrics.nme(pred, gt) == pytest.approx(0.05 + 0.1)
 
 
 def test_evaluate_models_runs_every_model_set_on_every_set(tmp_path, capsys):

@@ -10,9 +10,11 @@ curve counts; `models.commands.evaluate.evaluate` then scores it. Printed per (s
 - AP@0.5: class-agnostic average precision over all scores (sides are not scored: real sets have
   no side labels; the teacher's sides are labels only where it agreed with a human box);
 - side: fraction of matched hands whose side equals the label's (labels with a side only);
-- PCK@0.2: keypoints of matched reported hands against the label's (the teacher's) keypoints,
-  threshold 0.2 x the label's keypoint-box size, over the labelled hands the models found
-  ("found"), and over all labelled hands with a missed hand counting wrong ("all").
+  "det side" the same for the detector's side where the pose network reports its own;
+- PCK@0.2 / PCK@0.1: keypoints of matched reported hands against the label's (the teacher's)
+  keypoints, threshold 0.2 (0.1) x the label's keypoint-box size, over the labelled hands the
+  models found ("found"), and over all labelled hands with a missed hand counting wrong ("all");
+- NME found: mean keypoint distance over that size, of the found hands (`models.metrics.nme`).
 Real test sets with teacher keypoints are written by `handpose data teacher`; reading them
 as `dir:DIR` with `--split test` reads only their test split. `--sheet PNG` draws the first
 model set's reported hands on the first images of every set (label boxes in yellow);
@@ -57,8 +59,12 @@ def parse_models(text: str) -> tuple[str, str]:
     return Path(text).name or text, text
 
 
-def side_accuracy(truths: list[list[Hand]], predictions: list[list[Hand]], iou: float) -> float:
-    """Fraction of sided labels whose best-IoU prediction (>= iou) has the same side (nan: none)."""
+def side_accuracy(
+    truths: list[list[Hand]], predictions: list[list[Hand]], iou: float, detector: bool = False
+) -> float:
+    """Fraction of sided labels whose best-IoU prediction (>= iou) has the same side (nan: none).
+    `detector`: score the detector's side (`extras["detector_side"]`, kept by pose networks that
+    tell the side themselves) instead of the side reported."""
     hits = total = 0
     for hands, preds in zip(truths, predictions, strict=True):
         boxes = np.array([p.box for p in preds], np.float64).reshape(-1, 4)
@@ -69,7 +75,10 @@ def side_accuracy(truths: list[list[Hand]], predictions: list[list[Hand]], iou: 
             best = int(np.argmax(ious))
             if ious[best] >= iou:
                 total += 1
-                hits += preds[best].handedness == hand.handedness
+                side = preds[best].handedness
+                if detector:
+                    side = preds[best].extras.get("detector_side", side)
+                hits += side == hand.handedness
     return hits / total if total else float("nan")
 
 
@@ -105,11 +114,14 @@ def score_set(
         "recall": app["detection"]["recall"],
         "ap50": full["detection"]["ap_any_side"],
         "side": side_accuracy(truths, reported, iou),
+        "det_side": side_accuracy(truths, reported, iou, detector=True),
     }
     pose = app.get("pose")
     if pose is not None:
         row["kp_hands"] = pose["hands"]
         row["pck_found"] = pose.get("pck@0.2_detected", float("nan"))
+        row["pck01_found"] = pose.get("pck@0.1_detected", float("nan"))
+        row["nme_found"] = pose.get("nme_detected", float("nan"))
         row["pck_all"] = pose["pck@0.2"]
     return row
 
@@ -131,11 +143,14 @@ def draw_tile(sample: Sample, hands: list[Hand], truths: list[Hand], size: int) 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The comparison table, one line per (set, models)."""
-    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "PCK@0.2 found",
-            "PCK@0.2 all")  # fmt: skip
+    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "det side",
+            "PCK@0.2 found", "PCK@0.1 found", "NME found", "PCK@0.2 all")  # fmt: skip
 
     def pct(v: Any) -> str:
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
+
+    def ratio(v: Any) -> str:
+        return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
 
     body = [
         (
@@ -146,7 +161,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             pct(r["recall"]),
             pct(r["ap50"]),
             pct(r["side"]),
+            pct(r.get("det_side")),
             pct(r.get("pck_found")),
+            pct(r.get("pck01_found")),
+            ratio(r.get("nme_found")),
             pct(r.get("pck_all")),
         )  # fmt: skip
         for r in rows

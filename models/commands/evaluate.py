@@ -175,6 +175,10 @@ def evaluate(
             pose["pck@0.2_detected"] = float(
                 metrics.pck(pred[hit], gt[hit], vis[hit], threshold=0.2)
             )
+            pose["pck@0.1_detected"] = float(
+                metrics.pck(pred[hit], gt[hit], vis[hit], threshold=0.1)
+            )
+            pose["nme_detected"] = metrics.nme(pred[hit], gt[hit], vis[hit])
             pose["auc_detected"] = float(metrics.auc(metrics.pck(pred[hit], gt[hit], vis[hit])))
             pose["epe_px"] = float(metrics.end_point_error(pred[hit], gt[hit], vis[hit]))
         if gt_dirs:
@@ -266,7 +270,8 @@ def format_report(result: dict[str, Any], iou: float) -> str:
         )
         if "epe_px" in pose:
             line += (
-                f"  | detected: PCK@0.2 {pose['pck@0.2_detected']:.3f}  AUC "
+                f"  | detected: PCK@0.2 {pose['pck@0.2_detected']:.3f}  PCK@0.1 "
+                f"{pose['pck@0.1_detected']:.3f}  NME {pose['nme_detected']:.3f}  AUC "
                 f"{pose['auc_detected']:.3f}  EPE {pose['epe_px']:.1f} px"
             )
         lines.append(line)
