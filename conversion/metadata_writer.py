@@ -121,7 +121,7 @@ def build_metadata(
     else:
         grid = [int(v) for v in exported.outputs["pose"].shape[1:3]]
         meta.classes = []
-        meta.grid = {"size": grid, "stride": POSE_STRIDE}
+        meta.grid = {"size": grid, "stride": size // grid[0] if grid[0] else POSE_STRIDE}
         # crops of left hands mirrored (the network learnt right hands only), or every crop as
         # it is; a "side" output is p(right hand) for the crop as given
         meta.decode = {"mirror_left": bool(config.get("data", {}).get("mirror_left", True))}

@@ -120,3 +120,33 @@ def test_side_loss_ignores_hands_without_a_side():
     model = build_pose(width=0.35, input_size=64, channel_rule="keras", side_head=True)
     out = model(np.zeros((2, 64, 64, 3), np.float32))
     assert tuple(out["side"].shape) == (2, 1)
+
+
+def test_stride16_pose_grid_is_14x14_and_decodes_like_the_7x7():
+    from handpose.codec import ppn
+    from models.networks.pose import pose_grid
+
+    assert pose_grid(224, 16) == 14 and pose_grid(224) == 7
+    model = build_pose(width=0.35, channel_rule="keras", grid_stride=16)
+    out = model(np.zeros((1, 224, 224, 3), np.float32))
+    assert tuple(out["pose"].shape) == (1, 14, 14, 126)
+    assert tuple(out["vect"].shape) == (1, 14, 14, 60)
+    from models.data.synthetic import SyntheticHands
+
+    config = ppn.PPNConfig(input_size=224, grid=14)
+    assert config.stride_xy == (16.0, 16.0)
+    assert (config.window, config.tip_window) == (4, 2)  # the 7x7 grid's 64 / 32 px
+    assert (ppn.PPNConfig().window, ppn.PPNConfig().tip_window) == (2, 1)
+    sample = SyntheticHands(1, seed=5, task="pose", image_size=224)[0]
+    keypoints = np.asarray(sample.hands[0].keypoints, np.float64)
+    keypoints = (keypoints - keypoints.min(0)) * (180 / np.ptp(keypoints, 0).max()) + 20
+    targets = ppn.encode_targets(keypoints, np.ones(21), None, config)
+    resp, xy = np.asarray(targets["resp"]), np.asarray(targets["xy"])
+    pose = np.zeros((14, 14, 21, 6), np.float32)
+    pose[..., 0], pose[..., 1] = resp, resp
+    pose[..., 2:4] = xy
+    pose[..., 4:6] = np.asarray(targets["wh"])
+    decoded = ppn.decode(pose.reshape(14, 14, 126), np.zeros((14, 14, 60), np.float32), config)
+    np.testing.assert_allclose(np.asarray(decoded.keypoints).reshape(21, 2), keypoints, atol=0.5)
+    with pytest.raises(HandposeError, match="grid_stride"):
+        resolve_config({"task": "pose", "model": {"grid_stride": 8}})

@@ -320,3 +320,56 @@ def test_init_starts_a_run_from_another_runs_weights(tmp_path):
     np.testing.assert_allclose(
         np.asarray(trainer.model(x)["scores"]), np.asarray(trained(x)["scores"]), atol=1e-6
     )
+
+
+TINY_POSE = """
+task = "pose"
+[data]
+cache = 8
+mirror_left = false
+[model]
+width = 0.35
+channel_rule = "keras"
+input_size = 96
+side_head = {head}
+{init}
+[train]
+batch = 2
+steps = 2
+val_every = 2
+val_samples = 2
+log_every = 1
+warmup = 1
+side_weight = 3.0
+"""
+
+
+@pytest.mark.slow
+def test_init_by_name_adds_a_new_side_head_to_a_trained_pose_network(tmp_path):
+    pytest.importorskip("models.data.spec")
+    from models.training.config import load_config
+    from models.training.loop import Trainer, train
+    from models.training.run import load_run
+
+    first = tmp_path / "first"
+    (tmp_path / "a.toml").write_text(TINY_POSE.format(head='"pool"', init=""))
+    train(load_config(tmp_path / "a.toml"), first, progress=False)
+    trained, _ = load_run(first)
+    (tmp_path / "b.toml").write_text(
+        TINY_POSE.format(head='"spatial"', init=f'init = "{first}"\ninit_by_name = true')
+    )
+    trainer = Trainer(load_config(tmp_path / "b.toml"), tmp_path / "second", progress=False)
+    model = trainer.model
+    assert model.get_layer("side_conv") is not None
+    for name in ("conv0_conv", "conv17_project_bn", "pose", "vect"):
+        for a, b in zip(model.get_layer(name).get_weights(),
+                        trained.get_layer(name).get_weights(), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(model(x)["pose"]), np.asarray(trained(x)["pose"]), atol=1e-6
+    )
+    # without init_by_name the different head is an error naming the file
+    (tmp_path / "c.toml").write_text(TINY_POSE.format(head='"spatial"', init=f'init = "{first}"'))
+    with pytest.raises(HandposeError, match="does not fit this network"):
+        Trainer(load_config(tmp_path / "c.toml"), tmp_path / "third", progress=False)

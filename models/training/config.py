@@ -17,13 +17,18 @@ A config file has four tables (every key optional, defaults below):
              backbone_weights = ""    # "imagenet" or a local .h5 / .keras / .npz file
                                       # (layers by name, models.networks.weights)
              channel_rule = "seed"    # or "keras": the ImageNet weights' channel layout
-             side_head = false        # pose: also predict p(right hand) ("side" output)
+             side_head = false        # pose: also predict p(right hand) ("side" output):
+                                      # true / "pool" (global average) or "spatial"
+             grid_stride = 32         # pose: 32 (7x7 grid at 224) or 16 (14x14)
              init = ""                # fine-tune: start from these weights (a .weights.h5
                                       # file, or a run folder: RUN/checkpoints/best.weights.h5)
                                       # of the same network; ignored by --resume
+             init_by_name = false     # init from a run whose network differs (a new head):
+                                      # layers copied by name where shapes agree
     [train]  batch = 16; steps = 4000; lr = 1e-3; schedule = "cosine" | "constant"
              warmup = 100; weight_decay = 0.0; val_every = 500; val_samples = 200; seed = 0
              log_every = 10
+             side_weight = 1.0        # pose: weight of the side head's loss
              match_iou = 0.5          # detector: IoU for a default box to be a positive
     [augment] flip = true; rotate_deg = 30; scale = [1.0, 1.5]; shift = 0.15
               color = 0.2              # brightness/contrast/saturation jitter amplitude
@@ -66,7 +71,9 @@ DEFAULTS: dict[str, Any] = {
         "backbone_weights": "",
         "channel_rule": "seed",
         "side_head": False,
+        "grid_stride": 32,
         "init": "",
+        "init_by_name": False,
     },
     "train": {
         "batch": 16,
@@ -79,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
         "val_samples": 200,
         "seed": 0,
         "log_every": 10,
+        "side_weight": 1.0,
         "match_iou": 0.5,
     },
     "augment": {
@@ -137,6 +145,10 @@ def resolve_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]
         raise HandposeError(f"{where}: train.schedule must be 'cosine' or 'constant'")
     if model["channel_rule"] not in ("seed", "keras"):
         raise HandposeError(f"{where}: model.channel_rule must be 'seed' or 'keras'")
+    if model["grid_stride"] not in (32, 16):
+        raise HandposeError(f"{where}: model.grid_stride must be 32 or 16")
+    if model["side_head"] not in (False, True, "pool", "spatial"):
+        raise HandposeError(f"{where}: model.side_head must be false, true, 'pool' or 'spatial'")
     if model["side_head"] and config["task"] != "pose":
         raise HandposeError(f"{where}: model.side_head is a pose option (the detector has sides)")
     if not isinstance(model["init"], str):

@@ -239,7 +239,11 @@ class Trainer:
             self.optimizer = make_optimizer(config, self.total_steps)
             self.optimizer.build(self.model.trainable_variables)
         init = str(config["model"].get("init") or "")
-        if init and not resume:  # fine-tuning; on --resume the run's own checkpoint wins
+        if init and not resume and config["model"].get("init_by_name"):
+            loaded, copied, fresh = runfiles.load_init_by_name(self.model, init)
+            log.info("initial weights from %s: %d layers by name; new: %s", loaded, copied,
+                     ", ".join(fresh) or "none")  # fmt: skip
+        elif init and not resume:  # fine-tuning; on --resume the run's own checkpoint wins
             loaded = runfiles.load_init_weights(self.model, init)
             log.info("initial weights from %s", loaded)
         self.state: dict[str, Any] = {

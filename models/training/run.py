@@ -52,7 +52,8 @@ def build_model(config: dict[str, Any]) -> keras.Model:
         padding=model["padding"],
         backbone_weights=weights,
         channel_rule=model.get("channel_rule", "seed"),
-        side_head=bool(model.get("side_head", False)),
+        side_head=model.get("side_head", False),
+        grid_stride=int(model.get("grid_stride", 32)),
     )
 
 
@@ -104,6 +105,41 @@ def load_init_weights(model: keras.Model, init: str | Path) -> Path:
             "classes, padding and head_bn must be those of the run it comes from"
         ) from error
     return path
+
+
+def load_init_by_name(model: keras.Model, init: str | Path) -> tuple[Path, int, list[str]]:
+    """Fine-tune a network that differs from the run it starts from (a new head): the init
+    run's network is rebuilt from its config.json and its weights loaded, then every layer of
+    `model` with a layer of the same name and shapes takes its weights. Returns (weights file,
+    layers copied, names of `model`'s weighted layers left as initialised)."""
+    path = init_weights_path(init)
+    run_dir = path.parent.parent
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise HandposeError(
+            f"model.init_by_name: {path} is not inside a training run folder (no "
+            f"{run_dir / CONFIG_FILE}): name the run folder"
+        )
+    config = read_config(run_dir)
+    source = build_model(dict(config, model=dict(config["model"], backbone_weights="")))
+    source.load_weights(path)
+    by_name = {layer.name: layer for layer in source.layers if layer.weights}
+    copied, fresh = 0, []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        theirs = other.get_weights() if other is not None else []
+        mine = layer.get_weights()
+        if len(theirs) == len(mine) and all(
+            a.shape == b.shape for a, b in zip(theirs, mine, strict=True)
+        ):
+            layer.set_weights(theirs)
+            copied += 1
+        else:
+            fresh.append(layer.name)
+    if copied == 0:
+        raise HandposeError(f"model.init_by_name: no layer of {path} fits this network")
+    return path, copied, fresh
 
 
 def default_box_config(config: dict[str, Any]) -> Any:

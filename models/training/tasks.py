@@ -235,7 +235,8 @@ class PoseTask(Task):
         from handpose.codec import ppn
 
         self.codec = ppn
-        self.ppn_config = ppn.PPNConfig(input_size=self.size, grid=pose_grid(self.size))
+        stride = int(config["model"].get("grid_stride", 32))
+        self.ppn_config = ppn.PPNConfig(input_size=self.size, grid=pose_grid(self.size, stride))
         self.mirror_left = bool(config["data"].get("mirror_left", True))
         self.side_head = bool(config["model"].get("side_head", False))
 
@@ -293,7 +294,8 @@ class PoseTask(Task):
             targets["vect_mask"],
         )
         if self.side_head:
-            terms["side"] = side_loss(outputs["side"], targets["side"])
+            weight = float(self.config["train"].get("side_weight", 1.0))
+            terms["side"] = side_loss(outputs["side"], targets["side"], weight)
             terms["total"] = terms["total"] + terms["side"]
         return terms
 

@@ -72,8 +72,9 @@ class PPNConfig:
         K: number of keypoints.
         edges: (parent, child) bones, parents listed before their children.
         size_factor: part box side = size_factor * diagonal of the keypoint box.
-        window: decode search half-width (cells) around the parent for inner joints.
-        tip_window: the same for tips (keypoints without children).
+        window: decode search half-width (cells) around the parent for inner joints (None: 64
+            px of the crop, 2 cells of the 7x7 grid at 224, 4 of a 14x14).
+        tip_window: the same for tips (keypoints without children; None: 32 px).
     """
 
     input_size: int | tuple[int, int] = 224
@@ -81,8 +82,8 @@ class PPNConfig:
     K: int = NUM_KEYPOINTS
     edges: tuple[tuple[int, int], ...] = field(default=EDGES)
     size_factor: float = 0.2
-    window: int = 2
-    tip_window: int = 1
+    window: int | None = None
+    tip_window: int | None = None
 
     def __post_init__(self) -> None:
         if not np.isscalar(self.input_size):
@@ -102,6 +103,12 @@ class PPNConfig:
                 self.grid = self.grid[0]
         else:
             self.grid = int(self.grid)
+        cell = min(self.stride_xy)
+        if self.window is None:
+            self.window = max(1, round(64 / cell))
+        if self.tip_window is None:
+            self.tip_window = max(1, round(32 / cell))
+        self.window, self.tip_window = int(self.window), int(self.tip_window)
         self.edges = tuple((int(p), int(c)) for p, c in self.edges)
         seen = {c for _, c in self.edges}
         roots = [k for k in range(self.K) if k not in seen]
