@@ -14,7 +14,9 @@ curve counts; `models.commands.evaluate.evaluate` then scores it. Printed per (s
 - PCK@0.2 / PCK@0.1: keypoints of matched reported hands against the label's (the teacher's)
   keypoints, threshold 0.2 (0.1) x the label's keypoint-box size, over the labelled hands the
   models found ("found"), and over all labelled hands with a missed hand counting wrong ("all");
-- NME found: mean keypoint distance over that size, of the found hands (`models.metrics.nme`).
+- NME found: mean keypoint distance over that size, of the found hands (`models.metrics.nme`);
+- 3D deg: mean angle between predicted and true bone directions of found hands (sets with 3D
+  labels: the renderer's).
 Real test sets with teacher keypoints are written by `handpose data teacher`; reading them
 as `dir:DIR` with `--split test` reads only their test split. `--sheet PNG` draws the first
 model set's reported hands on the first images of every set (label boxes in yellow);
@@ -122,6 +124,7 @@ def score_set(
         row["pck_found"] = pose.get("pck@0.2_detected", float("nan"))
         row["pck01_found"] = pose.get("pck@0.1_detected", float("nan"))
         row["nme_found"] = pose.get("nme_detected", float("nan"))
+        row["bone_deg"] = pose.get("bone_angle_deg", float("nan"))
         row["pck_all"] = pose["pck@0.2"]
     return row
 
@@ -144,7 +147,7 @@ def draw_tile(sample: Sample, hands: list[Hand], truths: list[Hand], size: int) 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The comparison table, one line per (set, models)."""
     head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "det side",
-            "PCK@0.2 found", "PCK@0.1 found", "NME found", "PCK@0.2 all")  # fmt: skip
+            "PCK@0.2 found", "PCK@0.1 found", "NME found", "PCK@0.2 all", "3D deg")  # fmt: skip
 
     def pct(v: Any) -> str:
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
@@ -166,6 +169,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             pct(r.get("pck01_found")),
             ratio(r.get("nme_found")),
             pct(r.get("pck_all")),
+            "-" if np.isnan(r.get("bone_deg", float("nan"))) else f"{r['bone_deg']:.1f}",
         )  # fmt: skip
         for r in rows
     ]
