@@ -55,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", choices=("best", "last"), default="best", help="which weights (best)"
     )
+    parser.add_argument(
+        "--side-source",
+        choices=("pose", "detector"),
+        default="pose",
+        help="pose networks with a side output: which side the app reports (default pose; "
+        "choose by `handpose evaluate --models`' 'pose side' / 'det side' columns)",
+    )
 
 
 def convert_model(
@@ -144,8 +151,10 @@ def convert_run(
     samples: int = 200,
     split: str = "train",
     which: str = "best",
+    side_source: str = "pose",
 ) -> list[ModelMetadata]:
     """Convert one training run to every precision; returns the saved metadata per precision.
+    `side_source`: written as `decode.side_source` of pose networks with a side output.
 
     The int8 calibration spec defaults to the run's data.train.
     """
@@ -159,6 +168,8 @@ def convert_run(
 
     def mark_checkpoint(meta: ModelMetadata) -> None:
         meta.training["checkpoint"] = which
+        if meta.decode.get("side_output"):
+            meta.decode["side_source"] = side_source
 
     return convert_model(
         model,
@@ -188,5 +199,6 @@ def main(args: argparse.Namespace) -> int:
             args.samples,
             args.split,
             args.checkpoint,
+            args.side_source,
         )
     return 0

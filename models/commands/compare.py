@@ -10,7 +10,8 @@ curve counts; `models.commands.evaluate.evaluate` then scores it. Printed per (s
 - AP@0.5: class-agnostic average precision over all scores (sides are not scored: real sets have
   no side labels; the teacher's sides are labels only where it agreed with a human box);
 - side: fraction of matched hands whose side equals the label's (labels with a side only);
-  "det side" the same for the detector's side where the pose network reports its own;
+  "det side" / "pose side" the same for the detector's / the pose network's side (pose
+  networks with a side output report one of them, `decode.side_source`, and keep both);
 - PCK@0.2 / PCK@0.1: keypoints of matched reported hands against the label's (the teacher's)
   keypoints, threshold 0.2 (0.1) x the label's keypoint-box size, over the labelled hands the
   models found ("found"), and over all labelled hands with a missed hand counting wrong ("all");
@@ -62,11 +63,11 @@ def parse_models(text: str) -> tuple[str, str]:
 
 
 def side_accuracy(
-    truths: list[list[Hand]], predictions: list[list[Hand]], iou: float, detector: bool = False
+    truths: list[list[Hand]], predictions: list[list[Hand]], iou: float, source: str = ""
 ) -> float:
     """Fraction of sided labels whose best-IoU prediction (>= iou) has the same side (nan: none).
-    `detector`: score the detector's side (`extras["detector_side"]`, kept by pose networks that
-    tell the side themselves) instead of the side reported."""
+    `source` "detector" / "pose": score `extras["detector_side"]` / `extras["pose_side"]` (pose
+    networks with a side output keep both) instead of the side reported."""
     hits = total = 0
     for hands, preds in zip(truths, predictions, strict=True):
         boxes = np.array([p.box for p in preds], np.float64).reshape(-1, 4)
@@ -75,11 +76,15 @@ def side_accuracy(
                 continue
             ious = box_iou(np.asarray(hand.box, np.float64)[None], boxes)[0]
             best = int(np.argmax(ious))
-            if ious[best] >= iou:
+            if ious[best] < iou:
+                continue
+            side = preds[best].handedness
+            if source == "detector":
+                side = preds[best].extras.get("detector_side", side)
+            elif source == "pose":
+                side = preds[best].extras.get("pose_side")
+            if side is not None:
                 total += 1
-                side = preds[best].handedness
-                if detector:
-                    side = preds[best].extras.get("detector_side", side)
                 hits += side == hand.handedness
     return hits / total if total else float("nan")
 
@@ -116,7 +121,8 @@ def score_set(
         "recall": app["detection"]["recall"],
         "ap50": full["detection"]["ap_any_side"],
         "side": side_accuracy(truths, reported, iou),
-        "det_side": side_accuracy(truths, reported, iou, detector=True),
+        "det_side": side_accuracy(truths, reported, iou, source="detector"),
+        "pose_side": side_accuracy(truths, reported, iou, source="pose"),
     }
     pose = app.get("pose")
     if pose is not None:
@@ -146,7 +152,7 @@ def draw_tile(sample: Sample, hands: list[Hand], truths: list[Hand], size: int) 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The comparison table, one line per (set, models)."""
-    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "det side",
+    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "det side", "pose side",
             "PCK@0.2 found", "PCK@0.1 found", "NME found", "PCK@0.2 all", "3D deg")  # fmt: skip
 
     def pct(v: Any) -> str:
@@ -165,6 +171,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             pct(r["ap50"]),
             pct(r["side"]),
             pct(r.get("det_side")),
+            pct(r.get("pose_side")),
             pct(r.get("pck_found")),
             pct(r.get("pck01_found")),
             ratio(r.get("nme_found")),

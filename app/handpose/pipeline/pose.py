@@ -6,10 +6,12 @@ directions. Keypoints map back to the frame with the inverse crop affine, p_fram
 which also undoes the mirror of a left-hand crop. The 3D joints (wrist-relative, mm) are built from
 the bone directions; for a mirrored crop x is negated (x -> -x) to undo the mirror.
 
-Pose models whose metadata says `decode.mirror_left = false` see every crop unmirrored and have a
-`side` output, p(right hand) of the crop: the hand's side is then the pose network's (its
-confidence in `extras["side_score"]`, the detector's side in `extras["detector_side"]`), so a
-wrong detector side can neither mirror the crop nor reach the events.
+Pose models whose metadata says `decode.mirror_left = false` see every crop unmirrored, so a wrong
+detector side cannot scramble the fingers. A `side` output (`decode.side_output`) is p(right
+hand) of the crop: its side goes to `extras["pose_side"]` (confidence `extras["side_score"]`,
+the detector's side kept in `extras["detector_side"]`), and `decode.side_source` ("pose", the
+default, or "detector": whichever was measured more accurate when the model was converted) says
+which of the two the hand reports.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class PoseEstimator:
         decode = runner.metadata.decode or {}
         self.mirror_left = bool(decode.get("mirror_left", True))
         self.side_output = decode.get("side_output")
+        self.side_source = str(decode.get("side_source", "pose"))
+        if self.side_source not in ("pose", "detector"):
+            raise ModelFileError(
+                f"{runner.metadata.path}: decode.side_source must be 'pose' or 'detector', got "
+                f"{self.side_source!r}; re-create it with `handpose convert`"
+            )
         if self.side_output is not None and self.side_output not in runner.metadata.outputs:
             raise ModelFileError(
                 f"{runner.metadata.path}: decode.side_output names {self.side_output!r}, which "
@@ -77,10 +85,12 @@ class PoseEstimator:
             side = "right" if p_right >= 0.5 else "left"
             extras = dict(
                 hand.extras,
+                pose_side=side,
                 side_score=max(p_right, 1.0 - p_right),
                 detector_side=hand.handedness,
             )
-            hand = hand.replace(handedness=side, extras=extras)
+            reported = side if self.side_source == "pose" else hand.handedness
+            hand = hand.replace(handedness=reported, extras=extras)
         return hand.replace(keypoints=points, keypoint_scores=np.asarray(scores), joints_3d=joints)
 
     def __call__(self, crops: list[Crop]) -> list[Hand]:
