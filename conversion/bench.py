@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.argtypes import non_negative_int, positive_int
 from handpose.errors import HandposeError
 from handpose.metadata import PRECISIONS, ModelMetadata
 
@@ -110,10 +111,10 @@ def benchmark(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="folder written by `handpose convert keras`")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[1, 2, 4], help="thread counts (1 2 4)"
+        "--threads", type=positive_int, nargs="+", default=[1, 2, 4], help="thread counts (1 2 4)"
     )
-    parser.add_argument("--runs", type=int, default=30, help="timed runs per cell (30)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (3)")
+    parser.add_argument("--runs", type=positive_int, default=30, help="timed runs per cell (30)")
+    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed runs first (3)")
 
 
 def main(args: argparse.Namespace) -> int:

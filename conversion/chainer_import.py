@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.argtypes import positive_int
 from handpose.codec.boxes import SEED_LOC_ORDER
 from handpose.codec.ppn import pose_channels_from_seed, vect_channels_from_seed
 from handpose.errors import HandposeError
@@ -690,7 +691,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", default="train", help="split of --calibration to calibrate on (default train)"
     )
-    parser.add_argument("--samples", type=int, default=200, help="calibration images (default 200)")
+    parser.add_argument(
+        "--samples", type=positive_int, default=200, help="calibration images (default 200)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from handpose.argtypes import positive_int
 from handpose.errors import HandposeError
 from handpose.metadata import PRECISIONS, ModelMetadata
 
@@ -51,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="train",
         help="split of --calibration to calibrate on (default train; verify uses val)",
     )
-    parser.add_argument("--samples", type=int, default=200, help="calibration images (default 200)")
+    parser.add_argument(
+        "--samples", type=positive_int, default=200, help="calibration images (default 200)"
+    )
     parser.add_argument(
         "--checkpoint", choices=("best", "last"), default="best", help="which weights (best)"
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.argtypes import positive_int
 from handpose.errors import HandposeError
 from handpose.metadata import ModelMetadata
 
@@ -300,7 +301,9 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="folder written by `handpose convert keras`")
     parser.add_argument("--data", required=True, metavar="SPEC", help="held-out dataset spec")
-    parser.add_argument("--samples", type=int, default=200, help="inputs per network (200)")
+    parser.add_argument(
+        "--samples", type=positive_int, default=200, help="inputs per network (200)"
+    )
     parser.add_argument("--split", default="test", help="split of --data (default test)")
     parser.add_argument("--seed", type=int, help="split seed (default: the run's train.seed)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -23,3 +23,7 @@ class SourceError(HandposeError):
 class PipelineError(HandposeError):
     """The pipeline cannot go on: a stage fails on every frame or hangs (the app stops, Actcast
     restarts it)."""
+
+
+class OutputError(HandposeError):
+    """An output (overlay video, PNG folder, predictions file) cannot be written."""

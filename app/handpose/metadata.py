@@ -236,6 +236,9 @@ class ModelMetadata:
                 f"{model}: file does not match its metadata {self.path} (sha256 differs: "
                 "truncated or replaced); copy both files again from `handpose convert`"
             )
+        from handpose.tflite_file import check_tflite_file
+
+        check_tflite_file(model)  # a file whose digest was recomputed can still be truncated
         return model
 
 

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from handpose.errors import HandposeError
+from handpose.errors import HandposeError, OutputError
 from handpose.events import EventEmitter
+from handpose.outputs import check_output_dir, check_output_file
 from handpose.overlay import OverlayRenderer
 from handpose.pipeline.detect import detection_square
 from handpose.pipeline.state import FrameState
@@ -145,14 +146,23 @@ class VideoFileSink(Sink):
         from handpose.capture import _import_av
 
         self.av = _import_av()
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = check_output_file(path, "--save")
         self.fps = max(1, round(fps))
         self._container: Any = None
         self._stream: Any = None
         self.frames = 0
 
     def show(self, canvas: Image.Image, state: FrameState) -> None:
+        try:
+            self._write(canvas)
+        except Exception as error:  # noqa: BLE001 - any failed write stops the run (OutputError)
+            raise OutputError(
+                f"writing the overlay video {self.path} failed at frame {self.frames} "
+                f"({error}); the run stops (disk full or the file went away)"
+            ) from error
+        self.frames += 1
+
+    def _write(self, canvas: Image.Image) -> None:
         width, height = canvas.size[0] // 2 * 2, canvas.size[1] // 2 * 2
         if self._container is None:
             self._container = self.av.open(str(self.path), "w")
@@ -168,14 +178,15 @@ class VideoFileSink(Sink):
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
-        self.frames += 1
 
     def close(self) -> None:
         if self._container is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            try:
+                for packet in self._stream.encode():
+                    container.mux(packet)
+            finally:
+                container.close()  # keeps what was written, even after a failed write
             log.info("wrote %d overlay frames to %s", self.frames, self.path)
 
 
@@ -183,11 +194,17 @@ class PngFolderSink(Sink):
     """Writes every overlay as DIR/000000.png, DIR/000001.png, ... (frame index)."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = check_output_dir(folder, "--save")
 
     def show(self, canvas: Image.Image, state: FrameState) -> None:
-        canvas.save(self.folder / f"{state.index:06d}.png")
+        path = self.folder / f"{state.index:06d}.png"
+        try:
+            canvas.save(path)
+        except OSError as error:
+            raise OutputError(
+                f"writing {path} failed ({error.strerror or error}); the run stops (disk full "
+                "or the folder went away); the frames before it are kept"
+            ) from error
 
 
 def sink_for_path(path: str | Path, fps: float) -> Sink:

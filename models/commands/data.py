@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handpose.argtypes import positive_int
 from handpose.errors import HandposeError
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,15 @@ def _gestures_arg(text: str) -> tuple[str, ...]:
 
 def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output dataset folder (created)")
-    p.add_argument("--count", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument(
+        "--count", type=positive_int, default=1000, help="number of images (default 1000)"
+    )
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--task", choices=("detection", "pose"), default="detection",
                    help="detection scenes (0-2 hands) or one-hand pose crops")  # fmt: skip
-    p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    p.add_argument(
+        "--size", type=positive_int, default=224, help="image side in pixels (default 224)"
+    )
     p.add_argument("--gestures", type=_gestures_arg, default=None,
                    help="comma-separated gesture presets to restrict poses to")  # fmt: skip
 
@@ -67,9 +72,13 @@ def _add_render(p: argparse.ArgumentParser) -> None:
 def _add_preview(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="dataset spec, e.g. synthetic, dir:/data/mine, rhd:/data/RHD")
     p.add_argument("--out", required=True, type=Path, help="PNG file to write")
-    p.add_argument("--count", type=int, default=32, help="samples on the sheet (default 32)")
-    p.add_argument("--columns", type=int, default=8, help="tiles per row (default 8)")
-    p.add_argument("--tile", type=int, default=224, help="tile side in pixels (default 224)")
+    p.add_argument(
+        "--count", type=positive_int, default=32, help="samples on the sheet (default 32)"
+    )
+    p.add_argument("--columns", type=positive_int, default=8, help="tiles per row (default 8)")
+    p.add_argument(
+        "--tile", type=positive_int, default=224, help="tile side in pixels (default 224)"
+    )
     p.add_argument("--split", default="train", help="dataset split (default train)")
     p.add_argument("--task", choices=("detection", "pose"), default="detection",
                    help="detection scenes or pose crops (default detection)")  # fmt: skip
@@ -78,7 +87,9 @@ def _add_preview(p: argparse.ArgumentParser) -> None:
 
 def _add_clip(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="MP4 file to write")
-    p.add_argument("--frames", type=int, default=150, help="number of frames (default 150)")
+    p.add_argument(
+        "--frames", type=positive_int, default=150, help="number of frames (default 150)"
+    )
     p.add_argument("--seed", type=int, default=0, help="clip seed (default 0)")
     p.add_argument("--size", type=_size_arg, default=(480, 640),
                    help="WIDTHxHEIGHT (default 640x480)")  # fmt: skip

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.argtypes import positive_int
 from handpose.codec.boxes import box_iou
 from handpose.codec.skeleton3d import bone_directions
 from handpose.errors import HandposeError
@@ -58,9 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, default=0.5, help="IoU of a match (default 0.5)")
     parser.add_argument("--plots", type=Path, help="folder for pck.png and pr.png (--pred)")
     parser.add_argument("--json", type=Path, help="write the metrics to this JSON file")
-    parser.add_argument("--threads", type=int, default=2, help="TFLite threads (--models; 2)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=2, help="TFLite threads (--models; 2)"
+    )
     parser.add_argument("--sheet", type=Path, help="--models: contact sheet PNG of the first set")
-    parser.add_argument("--sheet-count", type=int, default=8, help="images per set on --sheet")
+    parser.add_argument(
+        "--sheet-count", type=positive_int, default=8, help="images per set on --sheet"
+    )
 
 
 def read_predictions(path: Path) -> dict[str, list[Hand]]:

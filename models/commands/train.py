@@ -12,6 +12,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from handpose.argtypes import positive_int
 from handpose.errors import HandposeError
 
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="TOML config (see models/configs/)")
     parser.add_argument("--out", help="run folder (default runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--steps", type=positive_int, help="override train.steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from handpose.argtypes import non_negative_int, positive_int
 from handpose.capture import FileSource, open_source
 from handpose.commands.bench_probes import CpuProbe, ModelCostProbe, peak_memory, rates_note
 from handpose.errors import HandposeError
@@ -254,7 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source", default="sample", help="sample (bundled clip), a video FILE or an image DIR"
     )
-    parser.add_argument("--frames", type=int, metavar="N", help="at most N frames (default all)")
+    parser.add_argument(
+        "--frames", type=positive_int, metavar="N", help="at most N frames (default all)"
+    )
     parser.add_argument(
         "--tracking",
         choices=("both", "off", "on"),
@@ -262,10 +265,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rows without and with tracking (default both, off first)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="timed passes per row, the median kept (default 1)"
+        "--repeat", type=positive_int, default=1,
+        help="timed passes per row, the median kept (default 1)"
     )
-    parser.add_argument("--warmup", type=int, default=5, help="untimed frames per row (default 5)")
-    parser.add_argument("--threads", type=int, help="TFLite threads (default: `num_threads`)")
+    parser.add_argument(
+        "--warmup", type=non_negative_int, default=5, help="untimed frames per row (default 5)"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, help="TFLite threads (default: `num_threads`)"
+    )
     parser.add_argument("--settings", metavar="FILE", help="act settings JSON (default built-in)")
     parser.add_argument(
         "--set",

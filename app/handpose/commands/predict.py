@@ -19,7 +19,8 @@ import logging
 from pathlib import Path
 
 from handpose.capture import list_images, load_image
-from handpose.errors import SourceError
+from handpose.errors import OutputError, SourceError
+from handpose.outputs import check_output_file
 from handpose.pipeline.models import load_model_set
 from handpose.pipeline.process import HandPipeline
 from handpose.settings import AppSettings
@@ -47,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     settings = settings.replace(hflip=False, vflip=False, rotation=0, mirrored_camera=False)
     if args.models:
         settings = settings.replace(models_dir=str(args.models))
+    out = check_output_file(args.out, "--out")  # before any inference
     folder = Path(args.images)
     if not folder.is_dir():
         raise SourceError(f"--images {folder}: not a folder")
@@ -71,9 +73,10 @@ def main(args: argparse.Namespace) -> int:
                 "hands": [hand.to_json() for hand in found],
             }
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     data = {"images": results, "models": str(models.folder), "region": args.region}
-    out.write_text(json.dumps(data) + "\n")
+    try:
+        out.write_text(json.dumps(data) + "\n")
+    except OSError as error:
+        raise OutputError(f"--out {out}: writing failed ({error.strerror or error})") from None
     log.info("%d images, %d hands, %d unreadable skipped -> %s", len(results), hands, skipped, out)
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import actfw_core
 
 from handpose.actcast import HandposeApplication, build_application
+from handpose.argtypes import positive_int
 from handpose.capture import CameraSource, open_source
 from handpose.errors import HandposeError
 from handpose.pipeline.models import load_model_set
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="show the overlay on HDMI (default: the `display` setting)",
     )
     parser.add_argument("--save", metavar="OUT", help="write the overlay: OUT.mp4 or a PNG DIR")
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     parser.add_argument(
         "--settings",
         metavar="FILE",
