@@ -66,18 +66,28 @@ def test_side_accuracy_is_nan_without_sided_labels():
 def test_format_table_has_a_row_per_set_and_models():
     rows = [
         {"set": "a", "models": "m", "images": 2, "hands": 3, "recall": 0.5, "ap50": 0.25,
-         "side": float("nan"), "det_side": 0.5, "pck_found": 1.0, "pck01_found": 0.75,
-         "nme_found": 0.0625, "pck_all": 0.5},
+         "false_per_100": 50.0, "side": float("nan"), "det_side": 0.5, "pck_found": 1.0,
+         "pck01_found": 0.75, "nme_found": 0.0625, "pck_all": 0.5},
         {"set": "b", "models": "m", "images": 1, "hands": 1, "recall": 1.0, "ap50": 1.0,
          "side": 1.0},
     ]  # fmt: skip
     lines = compare.format_table(rows).splitlines()
     assert len(lines) == 4
     assert lines[2].split() == [
-        "a", "m", "2", "3", "50.0", "25.0", "-", "50.0", "-", "100.0", "75.0", "0.062", "50.0",
-        "-",
+        "a", "m", "2", "3", "50.0", "25.0", "50.0", "-", "50.0", "-", "100.0", "75.0", "0.062",
+        "50.0", "-",
     ]  # fmt: skip
     assert lines[3].split()[-7:] == ["-"] * 7
+
+
+def test_false_boxes_count_reported_hands_on_no_label():
+    from handpose.hand import Hand
+
+    label = Hand("hand", 1.0, np.array([10, 10, 50, 50], np.float32))
+    on = Hand("left", 0.9, np.array([12, 12, 52, 52], np.float32))
+    face = Hand("right", 0.9, np.array([100, 10, 140, 50], np.float32))
+    assert compare.false_boxes([[label], []], [[on, face], [face]]) == 2
+    assert compare.false_boxes([[label]], [[on]]) == 0
 
 
 def test_nme_is_the_mean_distance_over_the_hand_size():

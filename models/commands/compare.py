@@ -9,6 +9,8 @@ curve counts; `models.commands.evaluate.evaluate` then scores it. Printed per (s
   report (score >= the app's `score_threshold`, 0.6 by default);
 - AP@0.5: class-agnostic average precision over all scores (sides are not scored: real sets have
   no side labels; the teacher's sides are labels only where it agreed with a human box);
+- false/100: reported boxes (score >= the app's threshold) that overlap no labelled hand (IoU <
+  0.1) per 100 images: boxes on faces, arms and background, or on hands the labels skip;
 - side: fraction of matched hands whose side equals the label's (labels with a side only);
   "det side" / "pose side" the same for the detector's / the pose network's side (pose
   networks with a side output report one of them, `decode.side_source`, and keep both);
@@ -89,6 +91,26 @@ def side_accuracy(
     return hits / total if total else float("nan")
 
 
+#: a reported box overlapping every label box less than this is a false detection
+FALSE_IOU = 0.1
+
+
+def false_boxes(truths: list[list[Hand]], reported: list[list[Hand]]) -> int:
+    """Reported hands that overlap no labelled hand (IoU < FALSE_IOU with all): boxes on faces,
+    arms, background (or on a hand the annotator skipped)."""
+    count = 0
+    for hands, preds in zip(truths, reported, strict=True):
+        if not preds:
+            continue
+        if not hands:
+            count += len(preds)
+            continue
+        boxes = np.array([h.box for h in hands], np.float64).reshape(-1, 4)
+        for pred in preds:
+            count += float(box_iou(np.asarray(pred.box, np.float64)[None], boxes).max()) < FALSE_IOU
+    return count
+
+
 def run_models(
     folder: str, samples: Sequence[Sample], threads: int
 ) -> tuple[list[list[Hand]], float]:
@@ -123,6 +145,7 @@ def score_set(
         "side": side_accuracy(truths, reported, iou),
         "det_side": side_accuracy(truths, reported, iou, source="detector"),
         "pose_side": side_accuracy(truths, reported, iou, source="pose"),
+        "false_per_100": 100.0 * false_boxes(truths, reported) / max(len(truths), 1),
     }
     pose = app.get("pose")
     if pose is not None:
@@ -152,7 +175,8 @@ def draw_tile(sample: Sample, hands: list[Hand], truths: list[Hand], size: int) 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The comparison table, one line per (set, models)."""
-    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "side", "det side", "pose side",
+    head = ("set", "models", "images", "hands", "recall", "AP@0.5", "false/100", "side",
+            "det side", "pose side",
             "PCK@0.2 found", "PCK@0.1 found", "NME found", "PCK@0.2 all", "3D deg")  # fmt: skip
 
     def pct(v: Any) -> str:
@@ -169,6 +193,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             str(r["hands"]),
             pct(r["recall"]),
             pct(r["ap50"]),
+            "-" if r.get("false_per_100") is None else f"{r['false_per_100']:.1f}",
             pct(r["side"]),
             pct(r.get("det_side")),
             pct(r.get("pose_side")),
