@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from handpose.codec.boxes import iou as box_iou
+from handpose.compat import zip_strict
 from handpose.hand import Hand
 from handpose.settings import AppSettings
 
@@ -90,7 +91,7 @@ def hand_record(
         )
         record["keypoints"] = [
             [round(float(x), 5), round(float(y), 5), round(float(s), 4)]
-            for (x, y), s in zip(points, scores, strict=True)
+            for (x, y), s in zip_strict(points, scores)
         ]
     if hand.joints_3d is not None:
         record["joints_3d"] = [[round(float(v), 2) + 0.0 for v in p] for p in hand.joints_3d]

@@ -20,10 +20,15 @@ from PIL import Image
 
 Box = np.ndarray  # (4,) [x0, y0, x1, y1]
 
+# Pillow >= 9.1 has the Image.Resampling / Image.Transform enums; bullseye's Pillow 8.1 has only
+# the module constants (Image.BILINEAR, Image.AFFINE), which newer Pillows keep as well.
+_Resampling = getattr(Image, "Resampling", Image)
+_Transform = getattr(Image, "Transform", Image)
+
 _RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": _Resampling.NEAREST,
+    "bilinear": _Resampling.BILINEAR,
+    "bicubic": _Resampling.BICUBIC,
 }
 
 
@@ -249,7 +254,7 @@ def warp_image(
         fillcolor = tuple(int(v) for v in fill)
     warped = pil.transform(
         (w, h),
-        Image.Transform.AFFINE,
+        _Transform.AFFINE,
         tuple(inverse.reshape(6)),
         resample=_RESAMPLE[resample],
         fillcolor=fillcolor,

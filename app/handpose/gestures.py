@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from handpose.compat import zip_strict
 from handpose.hand import Hand
 from handpose.skeleton import NUM_KEYPOINTS
 
@@ -136,7 +137,7 @@ def measure(joints_3d: np.ndarray) -> HandMeasures | None:
 def conditions(measures: HandMeasures) -> dict[str, float]:
     """Probability in [0, 1] of each named condition (module docstring)."""
     out: dict[str, float] = {}
-    for name, curl in zip(_FINGER_NAMES, measures.finger_curl, strict=True):
+    for name, curl in zip_strict(_FINGER_NAMES, measures.finger_curl):
         extended = _sigmoid((CURL_MID_DEG - float(curl)) / CURL_WIDTH_DEG)
         out[f"{name}_extended"], out[f"{name}_curled"] = extended, 1.0 - extended
     thumb_out = _sigmoid((measures.thumb_reach - REACH_MID) / REACH_WIDTH)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from handpose.compat import zip_strict
 from handpose.skeleton import NUM_KEYPOINTS
 
 Handedness = Literal["left", "right", "hand"]
@@ -98,7 +99,7 @@ class Hand:
             )
             out["keypoints"] = [
                 [round(float(x), 2), round(float(y), 2), round(float(s), 4)]
-                for (x, y), s in zip(self.keypoints, scores, strict=True)
+                for (x, y), s in zip_strict(self.keypoints, scores)
             ]
         if self.joints_3d is not None:
             out["joints_3d"] = [[round(float(v), 2) for v in p] for p in self.joints_3d]

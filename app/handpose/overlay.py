@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from handpose.compat import zip_strict
 from handpose.hand import Hand
 from handpose.skeleton import EDGES, FINGER_COLORS, FINGER_OF
 
@@ -40,6 +41,17 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType
         return ImageFont.load_default()
+
+
+def _text_box(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: ImageFont.ImageFont
+) -> tuple[float, float, float, float]:
+    """`draw.textbbox(xy, text, font=font)`; Pillow < 9.2's bitmap default font (bullseye has
+    8.1) has no bounding box, only a size, so the box is (x, y, x + width, y + height) there."""
+    if hasattr(font, "getbbox"):
+        return draw.textbbox(xy, text, font=font)
+    width, height = font.getsize(text)
+    return xy[0], xy[1], xy[0] + width, xy[1] + height
 
 
 def overlay_size(width: int, height: int) -> tuple[int, int]:
@@ -104,13 +116,13 @@ class OverlayRenderer:
         draw.rectangle([x0, y0, x1, y1], outline=color, width=2)
         track = f"#{hand.track_id} " if hand.track_id is not None else ""
         label = f"{track}{hand.handedness} {hand.score:.2f}"
-        left, top, right, bottom = draw.textbbox((x0, y0), label, font=self._font)
+        left, top, right, bottom = _text_box(draw, (x0, y0), label, self._font)
         ty = y0 - (bottom - top) - 4 if y0 > (bottom - top) + 4 else y0
         draw.rectangle([x0, ty, x0 + (right - left) + 4, ty + (bottom - top) + 4], fill=color)
         draw.text((x0 + 2, ty + 1 - (top - y0)), label, fill=(0, 0, 0), font=self._font)
         if hand.gesture is not None:  # the gesture in a dark tag at the bottom of the box
             text = f"{hand.gesture.replace('_', ' ')} {hand.gesture_score:.2f}"
-            left, top, right, bottom = draw.textbbox((x0, y1), text, font=self._font)
+            left, top, right, bottom = _text_box(draw, (x0, y1), text, self._font)
             height = bottom - top + 4
             gy = y1 + 2 if y1 + height + 2 <= self._canvas_height else y1 - height - 2
             draw.rectangle([x0, gy, x0 + (right - left) + 4, gy + height], fill=(0, 0, 0))
@@ -118,7 +130,7 @@ class OverlayRenderer:
         if hand.keypoints is None:
             return
         points = hand.keypoints
-        for (parent, child), bone_color in zip(EDGES, BONE_COLORS, strict=True):
+        for (parent, child), bone_color in zip_strict(EDGES, BONE_COLORS):
             draw.line(
                 [tuple(points[parent].tolist()), tuple(points[child].tolist())],
                 fill=bone_color,
@@ -167,7 +179,7 @@ class OverlayRenderer:
         points = (plane - centre) * scale + np.array([x0 + cell / 2.0, y0 + cell / 2.0])
         lo, hi = np.array([x0 + 1, y0 + 1]), np.array([x0 + cell - 2, y0 + cell - 2])
         points = np.clip(points, lo, hi)
-        for (parent, child), bone_color in zip(EDGES, BONE_COLORS, strict=True):
+        for (parent, child), bone_color in zip_strict(EDGES, BONE_COLORS):
             draw.line(
                 [tuple(points[parent].tolist()), tuple(points[child].tolist())],
                 fill=bone_color,
@@ -187,6 +199,6 @@ class OverlayRenderer:
         if not parts:
             return
         text = "  ".join(parts)
-        left, top, right, bottom = draw.textbbox((4, 4), text, font=self._font)
+        left, top, right, bottom = _text_box(draw, (4, 4), text, self._font)
         draw.rectangle([0, 0, right + 4, bottom + 4], fill=(0, 0, 0))
         draw.text((4, 4), text, fill=(255, 255, 255), font=self._font)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.compat import zip_strict
 from handpose.errors import ModelFileError
 from handpose.hand import HANDEDNESS, Hand
 
@@ -130,7 +131,7 @@ def default_boxes(config: DefaultBoxConfig | None = None) -> np.ndarray:
     config = config or DefaultBoxConfig()
     sizes = config.sizes
     out = []
-    for k, (grid, step) in enumerate(zip(config.grids, config.steps, strict=True)):
+    for k, (grid, step) in enumerate(zip_strict(config.grids, config.steps)):
         i, j = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
         centres = np.stack([(j.ravel() + 0.5) * step, (i.ravel() + 0.5) * step], axis=1)
         sides = np.array([sizes[k], np.sqrt(sizes[k] * sizes[k + 1])])
@@ -374,7 +375,7 @@ def decode(
         total, label = np.minimum(fg.sum(axis=1), 1.0), fg.argmax(axis=1)
         picked = non_maximum_suppression(boxes, total, nms_threshold, max_detections)
         found = [(float(total[i]), int(label[i]), boxes[i]) for i in picked]
-        side = {id(item[2]): float(fg[i, label[i]]) for i, item in zip(picked, found, strict=True)}
+        side = {id(item[2]): float(fg[i, label[i]]) for i, item in zip_strict(picked, found)}
     for c in range(len(names) if not merge_sides else 0):
         p = probs[candidates, c + 1]
         keep = np.flatnonzero(p >= score_threshold)

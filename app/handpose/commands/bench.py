@@ -42,6 +42,7 @@ import numpy as np
 from handpose.argtypes import non_negative_int, positive_int
 from handpose.capture import FileSource, open_source
 from handpose.commands.bench_probes import CpuProbe, ModelCostProbe, peak_memory, rates_note
+from handpose.compat import zip_strict
 from handpose.errors import HandposeError
 from handpose.pipeline.models import ModelSet, load_model_set
 from handpose.pipeline.process import HandPipeline
@@ -182,7 +183,7 @@ def benchmark(
                 progress(f"run {r + 1}/{repeat}: {variant.name}")
             runs[i].append(run_once(variant, frames))
     results = []
-    for variant, measured in zip(variants, runs, strict=True):
+    for variant, measured in zip_strict(variants, runs):
         ordered = sorted(measured, key=lambda m: m["fps"])
         results.append(Result(variant, dict(ordered[(len(ordered) - 1) // 2])))
     first = results[0].metrics["fps"] if results else float("nan")
@@ -208,7 +209,7 @@ def format_table(results: Sequence[Result], columns: Sequence[Column] | None = N
     for row in [headers, *rows]:
         cells = [
             cell.ljust(width) if i < 2 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            for i, (cell, width) in enumerate(zip_strict(row, widths))
         ]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -30,6 +30,7 @@ import numpy as np
 from handpose import geometry
 from handpose.codec import hand_landmarks as lm
 from handpose.codec import palm as palm_codec
+from handpose.compat import zip_strict
 from handpose.errors import ModelFileError
 from handpose.hand import Hand, box_from_keypoints
 from handpose.pipeline.crop import Crop, select_hands
@@ -167,7 +168,7 @@ class PalmDetector:
         inverse = geometry.invert_affine(affine)
         limits = np.array([width, height, width, height], np.float32)
         hands = []
-        for box, points, score in zip(*palms, strict=True):
+        for box, points, score in zip_strict(*palms):
             scale = float(self.size)  # normalized input -> input px -> frame px
             corners = geometry.apply_affine(box.reshape(2, 2).astype(np.float64) * scale, inverse)
             keypoints = geometry.apply_affine(points.astype(np.float64) * scale, inverse)
