@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handpose.cli import COMMANDS, main
+from handpose.cli import COMMANDS, installed, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,14 +21,42 @@ def test_help_lists_every_installed_subcommand(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: handpose" in out
-    import importlib.util
+    for name in COMMANDS:
+        assert (re.search(rf"^\s+{name}\s", out, re.M) is not None) == installed(name), name
 
-    for name, (module, _) in COMMANDS.items():
-        try:
-            present = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            present = False
-        assert (re.search(rf"^\s+{name}\s", out, re.M) is not None) == present, name
+
+RUNTIME_ONLY = """
+import sys
+for name in sys.argv[1].split():
+    sys.modules[name] = None  # as if not installed: find_spec None, import fails
+from handpose.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _runtime_only(*argv: str, blocked: str = "tensorflow keras") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", RUNTIME_ONLY, blocked, *argv], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("blocked", ["tensorflow keras", "skimage"])
+def test_without_the_train_extra_help_lists_only_the_runtime_commands(blocked):
+    done = _runtime_only("--help", blocked=blocked)
+    assert done.returncode == 0, done.stderr
+    listed = set(re.findall(r"^    (\w+)\s", done.stdout, re.M))
+    assert listed == {"run", "predict", "bench"}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "data", "train", "convert"])
+def test_a_command_without_its_extra_names_the_extra_in_one_line(command):
+    for argv in ([command], [command, "--help"], ["-v", command, "x"]):
+        done = _runtime_only(*argv)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert done.stderr == (
+            f'handpose {command}: needs the `train` extra: pip install "handpose[train]"\n'
+        )
+        assert done.stdout == ""
 
 
 def test_unknown_subcommand_is_a_usage_error(capsys):

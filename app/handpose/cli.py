@@ -2,7 +2,8 @@
 
 A subcommand module defines `add_arguments(parser)` and `main(args) -> int`. Modules are imported
 only when their subcommand runs, so `handpose run` never imports TensorFlow. Subcommands whose
-module is not installed (for example `train` without the `train` extra) are not listed.
+module or extra is not installed (for example `train` without the `train` extra) are not listed;
+run anyway, they say in one line which extra to install (exit 2).
 """
 
 from __future__ import annotations
@@ -41,11 +42,51 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available(module: str) -> bool:
+#: subcommand -> the extra it needs beyond the runtime
+EXTRA_OF: dict[str, str] = {
+    "evaluate": "train",
+    "data": "train",
+    "train": "train",
+    "convert": "train",
+}
+#: extra -> top-level modules that show it is installed (looked up, never imported here)
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "train": ("tensorflow", "keras", "tqdm", "matplotlib", "skimage"),
+}
+
+
+def _found(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
+    except (ModuleNotFoundError, ValueError):
         return False
+
+
+def missing_extra(command: str) -> str | None:
+    """The extra `command` needs when it is not installed, else None."""
+    extra = EXTRA_OF.get(command)
+    if extra is None or all(_found(m) for m in EXTRA_MODULES[extra]):
+        return None
+    return extra
+
+
+def installed(command: str) -> bool:
+    """`command`'s module and the extra it needs are installed (it is listed in --help)."""
+    return missing_extra(command) is None and _found(COMMANDS[command][0])
+
+
+def _extra_error(command: str, extra: str) -> int:
+    print(
+        f'handpose {command}: needs the `{extra}` extra: pip install "handpose[{extra}]"',
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _extra_owning(error: ModuleNotFoundError) -> str | None:
+    """The extra that provides the module `error` could not find (None: not an extra's)."""
+    top = (error.name or "").split(".")[0]
+    return next((extra for extra, mods in EXTRA_MODULES.items() if top in mods), None)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -57,8 +98,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers = {}
-    for name, (module, help_text) in COMMANDS.items():
-        if _available(module):
+    for name, (_, help_text) in COMMANDS.items():
+        if installed(name):
             subparsers[name] = sub.add_parser(name, help=help_text, description=help_text)
     return parser, subparsers
 
@@ -68,8 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only the chosen subcommand's module is imported (keeps `run` free of TensorFlow).
     chosen = next((a for a in argv if not a.startswith("-")), None)
+    extra = missing_extra(chosen) if chosen in COMMANDS else None
+    if extra is not None:
+        return _extra_error(chosen, extra)
     if chosen in subparsers:
-        module = importlib.import_module(COMMANDS[chosen][0])
+        try:
+            module = importlib.import_module(COMMANDS[chosen][0])
+        except ModuleNotFoundError as error:
+            extra = _extra_owning(error)
+            if extra is None:
+                raise
+            return _extra_error(chosen, extra)
         module.add_arguments(subparsers[chosen])
         subparsers[chosen].set_defaults(_module=module)
     args = parser.parse_args(argv)
@@ -83,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args._module.main(args) or 0)
+    except ModuleNotFoundError as error:
+        extra = _extra_owning(error)
+        if extra is None:
+            raise
+        return _extra_error(args.command, extra)
     except HandposeError as error:
         print(f"handpose {args.command}: error: {error}", file=sys.stderr)
         return 2
