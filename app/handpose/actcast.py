@@ -1,9 +1,11 @@
 """The application: tasks connected in one place (`build_application`) and the Actcast `main`.
 
-    capture ─▶ Detect ─▶ Crop ─▶ Pose ─▶ Present (overlay ▶ sinks, events ▶ notify, heartbeat)
-                 ▲                  │ + track ids, smoothing, gestures (`handpose.pipeline.post`)
-                 └──── tracker ─────┘   next crops from the last keypoints; the detector runs
-                                        only when the tracker asks (`handpose.pipeline.track`)
+    capture ─▶ Infer ─▶ Present (overlay ▶ sinks, events ▶ notify, heartbeat)
+
+Infer (`handpose.tasks.InferTask`) runs `HandPipeline` on each frame in order: detect (only
+when the tracker asks, `handpose.pipeline.track`), crop, pose, then track ids, smoothing and
+gestures (`handpose.pipeline.post`), so the tracker is read and written in frame order and the
+app reports what `HandPipeline` reports on the same frames, whatever the threads' timing.
 
 `main()` is what `app/main` runs on the device: settings from Actcast (ACT_SETTINGS_PATH through
 `Application.get_settings`), the camera from the `camera` setting, Take Photo through
