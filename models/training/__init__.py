@@ -1,0 +1,1 @@
+"""Training: TOML configs, the tasks (detector, pose), the training loop, run folders, plots."""
