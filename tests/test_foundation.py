@@ -97,19 +97,35 @@ def test_runtime_imports_without_tensorflow():
 
 
 def test_actdk_files_are_consistent():
+    """The actdk files in the form Idein's actcast-app-examples write them."""
     files = json.loads((ROOT / ".actdk/files.json").read_text())
-    for key in ("main", "healthchecker"):
-        path = ROOT / files[key]
+    for key in ("main", "healthchecker"):  # relative to app/, which actdk deploys
+        assert "/" not in files[key], files[key]
+        path = ROOT / "app" / files[key]
         assert path.is_file() and os.access(path, os.X_OK), path
     assert (ROOT / files["act_setting"]).is_file()
     setting = json.loads((ROOT / ".actdk/setting.json").read_text())
+    assert isinstance(setting["app_server_id"], int)  # the app's id on Actcast
+    assert isinstance(setting["short_descriptions"], dict)
+    targets = {"raspberrypi-bullseye", "raspberrypi-bookworm"}
+    assert set(setting["target_types"]) == targets
     deps = json.loads((ROOT / ".actdk/dependencies.json").read_text())
-    assert set(setting["target_types"]) == {"raspberrypi-bullseye", "raspberrypi-bookworm"}
-    assert set(deps) == set(setting["target_types"])
+    assert set(deps) == {"apt", "pip"} | targets  # every target's lists add to the top-level ones
+    for section in [deps, *(deps[t] for t in targets)]:
+        assert all(isinstance(section[k], list) for k in ("apt", "pip"))
+    assert {"python3", "python3-numpy", "python3-pil"} <= set(deps["apt"])  # the OS's own
     for target in setting["target_types"]:
         manifest = json.loads((ROOT / "manifesto" / f"{target.split('-')[1]}.json").read_text())
+        assert manifest["version"] == 2
         assert manifest["target_type"] == target
-        assert {d["type"] for d in manifest["devices"]} >= {"camera", "videocore"}
+        assert {"type": "camera"} in manifest["devices"]
+        assert {"type": "videocore"} in manifest["devices"]
+        # the local_video_server MJPEG port, published as in the local-video-server example
+        assert manifest["network_mode"] == "bridge"
+        assert {"container_port": 5100, "host_port": 5100, "protocol": "tcp"} in manifest[
+            "published_ports"
+        ]
+        assert ("RSPi5B" in manifest["boards"]) == (target == "raspberrypi-bookworm")
     for name in ("setting_schema.json", "act_settings.json", "data_schema.json"):
         json.loads((ROOT / name).read_text())
 
