@@ -128,9 +128,17 @@ class FakeCamera(Producer):
 
 
 class FakeDisplay:
-    """The `actfw_raspberrypi.vc4.Display` interface, recording what is blitted."""
+    """The `actfw_raspberrypi.vc4.Display` interface, recording what is blitted.
+
+    Checks layers as its DRM display does (bullseye, bookworm: `Device.pick_plane`): a window
+    takes the free plane whose zpos is its layer, else RuntimeError; vc4's overlay planes have
+    zpos 1..16 (0 is the primary plane, which the console holds). Closing a window frees it.
+    """
 
     blits: list[int] = []
+
+    def __init__(self):
+        self.free = set(range(1, 17))
 
     def __enter__(self):
         return self
@@ -142,17 +150,22 @@ class FakeDisplay:
         return 1920, 1080
 
     def open_window(self, dst, size, layer):
-        return FakeWindow(size)
+        zposs = sorted(self.free)
+        if layer not in zposs:
+            raise RuntimeError(f"layer value must be in {zposs}")
+        self.free.remove(layer)
+        return FakeWindow(self, size, layer)
 
 
 class FakeWindow:
-    def __init__(self, size):
-        self.size = size
+    def __init__(self, display, size, layer):
+        self.display, self.size, self.layer = display, size, layer
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        self.display.free.add(self.layer)
         return False
 
     def blit(self, data: bytes) -> None:
@@ -161,6 +174,25 @@ class FakeWindow:
 
     def update(self) -> None:
         pass
+
+
+def test_hdmi_windows_use_layers_the_drm_display_accepts():
+    displays = []
+
+    def factory():
+        displays.append(FakeDisplay())
+        return displays[-1]
+
+    FakeDisplay.blits = []
+    sink = HdmiSink(factory)
+    for size in [(480, 240), (480, 240), (640, 320)]:  # the second size opens the windows anew
+        sink.show(Image.new("RGB", size), None)
+    assert FakeDisplay.blits == [(32, 1), (480, 240), (480, 240), (32, 1), (640, 320)]
+    assert displays[0].free == set(range(1, 17))  # its windows were closed: planes freed
+    sink.close()
+    assert displays[1].free == set(range(1, 17))
+    with pytest.raises(RuntimeError, match="layer value must be in"):
+        FakeDisplay().open_window((0, 0, 32, 1), (32, 1), 1000)  # what the real one raises
 
 
 @pytest.mark.slow

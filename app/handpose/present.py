@@ -90,6 +90,13 @@ def vc4_display_class() -> Callable[[], Any]:
     return Display
 
 
+#: actfw-raspberrypi's DRM display (bullseye, bookworm) gives a window the free vc4 plane whose
+#: zpos is the window's layer, else RuntimeError "layer value must be in [...]": the overlay
+#: planes are 1..16 (0 is the console's primary plane); Idein's examples use 16
+BACKGROUND_LAYER = 15
+OVERLAY_LAYER = 16
+
+
 class HdmiSink(Sink):
     """Shows the overlay full-screen (aspect kept) through a vc4 `Display`-like object.
 
@@ -121,11 +128,13 @@ class HdmiSink(Sink):
         width, height = int(size[0] * scale), int(size[1] * scale)
         dst = ((screen_w - width) // 2, (screen_h - height) // 2, width, height)
         # a black background window hides the console, the overlay goes on top of it
-        self._background = self._display.open_window((0, 0, screen_w, screen_h), (32, 1), 1000)
+        self._background = self._display.open_window(
+            (0, 0, screen_w, screen_h), (32, 1), BACKGROUND_LAYER
+        )
         self._background.__enter__()
         self._background.blit(bytes(32 * 3))
         self._background.update()
-        self._window = self._display.open_window(dst, size, 2000)
+        self._window = self._display.open_window(dst, size, OVERLAY_LAYER)
         self._window.__enter__()
         self._size = size
 
