@@ -13,7 +13,7 @@ from handpose.capture import (
     check_capture_size,
     open_source,
 )
-from handpose.errors import SourceError
+from handpose.errors import SettingsError, SourceError
 from handpose.settings import AppSettings
 
 
@@ -94,6 +94,16 @@ def test_open_source_errors(tmp_path):
         open_source(str(tmp_path / "one.png"), settings)
     with pytest.raises(SourceError, match="no camera at /dev/video99.*camera_device"):
         open_source("/dev/video99", settings)
+
+
+def test_picamera_is_refused_in_one_line_naming_the_alternatives():
+    """actfw-raspberrypi's PiCameraCapture refuses bullseye and bookworm: no picamera option."""
+    with pytest.raises(SourceError) as error:
+        open_source("picamera", AppSettings())
+    message = str(error.value)
+    assert "\n" not in message and "libcamera" in message and "unicam" in message
+    with pytest.raises(SettingsError, match='"libcamera"'):
+        AppSettings.from_dict({"camera": "picamera"})
 
 
 def test_capture_size_mismatch_names_the_settings():

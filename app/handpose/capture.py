@@ -5,9 +5,8 @@ Two kinds, both ending in RGB uint8 (H, W, 3) frames with a timestamp:
 - `FileSource` subclasses (`VideoFileSource`, `ImageFolderSource`) are pulled frame by frame
   (`read()`), for local runs; `handpose.tasks.SourceProducer` wraps them.
 - `CameraSource` wraps an actfw capture `Producer` that emits `actfw_core.capture.Frame` bytes:
-  `V4LCameraCapture` (USB), `UnicamIspCapture` (CSI on bullseye), `LibcameraCapture` (bookworm),
-  `actfw_raspberrypi.capture.PiCameraCapture` (legacy OS); `CameraSource.decode` turns the bytes
-  into a frame (`handpose.tasks.CameraFrames`).
+  `V4LCameraCapture` (USB), `UnicamIspCapture` (CSI on bullseye), `LibcameraCapture` (bookworm);
+  `CameraSource.decode` turns the bytes into a frame (`handpose.tasks.CameraFrames`).
 
 Rotation (clockwise degrees) and flips from the settings are applied as numpy views (no copy).
 Sizes are asked of the camera/ISP directly, so the CPU never resizes the full frame. A camera
@@ -38,7 +37,13 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".h264", ".mjpeg")
-CAMERAS = ("v4l2", "unicam", "libcamera", "picamera")
+CAMERAS = ("v4l2", "unicam", "libcamera")
+#: picamera (the legacy camera stack) cannot be installed or started on bullseye or bookworm:
+#: actfw-raspberrypi's PiCameraCapture refuses both
+NO_PICAMERA = (
+    "picamera is not supported on bullseye or bookworm (actfw-raspberrypi refuses it): use "
+    "libcamera (CSI camera on bookworm), unicam (CSI camera on bullseye) or v4l2 (USB camera)"
+)
 
 
 @dataclass(frozen=True)
@@ -284,9 +289,9 @@ class CameraSource:
     def decode(self, value: bytes) -> tuple[np.ndarray, float] | None:
         """(oriented RGB frame, UNIX time) from one RGB24 capture buffer; None if it is short.
 
-        Rows may be padded (picamera pads the width to 32 and the height to 16 pixels, some
-        ISPs align the stride): with r buffer rows of stride b bytes, the frame is the view
-        buffer.reshape(r, b)[:H, :3W].
+        Rows may be padded (the width to 32 and the height to 16 pixels, as the legacy camera
+        stack did; some ISPs align the stride): with r buffer rows of stride b bytes, the frame
+        is the view buffer.reshape(r, b)[:H, :3W].
         """
         width, height = self.width, self.height
         size = len(value)
@@ -321,7 +326,9 @@ def check_capture_size(
 
 
 def open_camera(kind: str, settings: AppSettings, device: str | None = None) -> CameraSource:
-    """The camera `kind` ("v4l2", "unicam", "libcamera", "picamera"; "auto" picks by OS)."""
+    """The camera `kind` ("v4l2", "unicam", "libcamera"; "auto" picks by OS)."""
+    if kind == "picamera":
+        raise SourceError(NO_PICAMERA)
     if kind == "auto":
         kind = auto_camera()
     device = device or settings.camera_device
@@ -353,20 +360,6 @@ def open_camera(kind: str, settings: AppSettings, device: str | None = None) -> 
             # actfw notes that libcamera's BGR888 is RGB byte order in memory
             task = LibcameraCapture(size, libcamera.PixelFormat("BGR888"), framerate=fps)
             delivered = task.capture_size()
-        elif kind == "picamera":
-            try:
-                import picamera
-                from actfw_raspberrypi.capture import PiCameraCapture
-            except ImportError:
-                raise SourceError(
-                    "picamera capture needs the `pi` extra on a Raspberry Pi with the legacy "
-                    "camera stack: pip install 'handpose[pi]'"
-                ) from None
-            camera = picamera.PiCamera()
-            camera.resolution = size
-            camera.framerate = fps
-            task = PiCameraCapture(camera, format="rgb", use_video_port=True)
-            delivered = tuple(camera.resolution)
         else:
             raise SourceError(f"unknown camera {kind!r}; `camera` is one of {', '.join(CAMERAS)}")
     except SourceError:
@@ -417,7 +410,7 @@ def open_source(spec: str, settings: AppSettings, loop: bool = False) -> FileSou
     """A source from a `--source` spec.
 
     "sample" (the bundled clip), a video FILE, an image DIR, "/dev/videoN" (V4L2), "camera"
-    (the `camera` setting), or one of "v4l2", "unicam", "libcamera", "picamera".
+    (the `camera` setting), or one of "v4l2", "unicam", "libcamera".
     """
     orientation = Orientation.from_settings(settings)
     if spec == "sample":
@@ -429,7 +422,7 @@ def open_source(spec: str, settings: AppSettings, loop: bool = False) -> FileSou
         return VideoFileSource(SAMPLE_CLIP, orientation, loop)
     if spec == "camera":
         return open_camera(settings.camera, settings)
-    if spec in CAMERAS:
+    if spec in CAMERAS or spec == "picamera":
         return open_camera(spec, settings)
     if spec.startswith("/dev/video"):
         return open_camera("v4l2", settings, device=spec)
@@ -442,5 +435,5 @@ def open_source(spec: str, settings: AppSettings, loop: bool = False) -> FileSou
         return VideoFileSource(path, orientation, loop)
     raise SourceError(
         f"--source {spec!r}: no such file or folder (use sample, FILE, DIR, /dev/videoN, "
-        "camera, v4l2, unicam, libcamera or picamera)"
+        "camera, v4l2, unicam or libcamera)"
     )

@@ -270,9 +270,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "string",
         "auto",
         "Camera",
-        "Capture backend: auto (by OS), v4l2 (USB), unicam (CSI on bullseye), libcamera "
-        "(bookworm) or picamera (legacy OS).",
-        enum=("auto", "v4l2", "unicam", "libcamera", "picamera"),
+        "Capture backend: auto (by OS), v4l2 (USB), unicam (CSI on bullseye) or libcamera "
+        "(CSI on bookworm).",
+        enum=("auto", "v4l2", "unicam", "libcamera"),
     ),
     SettingSpec(
         "camera_device",

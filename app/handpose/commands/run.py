@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source",
         default="sample",
         help="sample (bundled clip), a video FILE, an image DIR, /dev/videoN, camera (the "
-        "`camera` setting), v4l2, unicam, libcamera or picamera (default: sample)",
+        "`camera` setting), v4l2, unicam or libcamera (default: sample)",
     )
     parser.add_argument(
         "--display",
