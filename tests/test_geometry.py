@@ -184,3 +184,18 @@ def test_warp_entirely_outside_is_fill():
     image = np.full((10, 10, 3), 200, np.uint8)
     M = g.crop_affine([100, 100, 120, 120], 16)
     np.testing.assert_array_equal(g.warp_image(image, M, 16, fill=9), np.full((16, 16, 3), 9))
+
+
+def test_closed_form_inverse_and_scales_equal_lapack():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        M = rng.normal(size=(2, 3)) * rng.uniform(0.01, 100)
+        np.testing.assert_allclose(
+            g.invert_affine(M), np.linalg.inv(np.vstack([M, [0, 0, 1]]))[:2], rtol=1e-9, atol=1e-9
+        )
+        assert g.largest_scale(M) == pytest.approx(np.linalg.svd(M[:, :2], compute_uv=False)[0])
+        assert g.affine_scale(M) == pytest.approx(np.sqrt(abs(np.linalg.det(M[:, :2]))))
+    assert g.largest_scale(g.crop_affine([0, 0, 448, 224], 224, mirror=True)) == 1.0  # exact
+    with pytest.raises(np.linalg.LinAlgError):
+        g.invert_affine(np.zeros((2, 3)))
+

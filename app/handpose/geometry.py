@@ -104,8 +104,18 @@ def identity_affine() -> np.ndarray:
 
 
 def invert_affine(M: np.ndarray) -> np.ndarray:
-    """Inverse (2, 3) of an affine: if M maps p -> q, invert_affine(M) maps q -> p."""
-    return np.linalg.inv(_to3(M))[:2]
+    """Inverse (2, 3) of an affine: if M maps p -> q, invert_affine(M) maps q -> p.
+
+    Closed form, M = [A | t] -> [A^-1 | -A^-1 t] with A^-1 = [[d, -b], [-c, a]] / (ad - bc):
+    no LAPACK call, which on the hot path wakes OpenBLAS's worker threads (milliseconds of CPU
+    per frame on a busy machine). Raises `np.linalg.LinAlgError` for a singular M.
+    """
+    (a, b, tx), (c, d, ty) = as_affine(M).tolist()
+    det = a * d - b * c
+    if det == 0.0 or not np.isfinite(det):
+        raise np.linalg.LinAlgError(f"singular affine {[[a, b, tx], [c, d, ty]]}")
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
 
 
 def compose_affine(first: np.ndarray, then: np.ndarray) -> np.ndarray:
@@ -183,7 +193,20 @@ def rotation_affine(
 
 def affine_scale(M: np.ndarray) -> float:
     """Geometric-mean scale factor of an affine (sqrt |det| of its linear part)."""
-    return float(np.sqrt(abs(np.linalg.det(as_affine(M)[:, :2]))))
+    (a, b, _), (c, d, _) = as_affine(M).tolist()
+    return float(np.sqrt(abs(a * d - b * c)))
+
+
+def largest_scale(M: np.ndarray) -> float:
+    """Largest factor by which M stretches a length (the larger singular value of its linear
+    part A), closed form: s^2 = (|A|_F^2 + sqrt(|A|_F^4 - 4 det(A)^2)) / 2; exact max(|a|, |d|)
+    for an axis-aligned A."""
+    (a, b, _), (c, d, _) = as_affine(M).tolist()
+    if b == 0.0 and c == 0.0:
+        return max(abs(a), abs(d))
+    frob = a * a + b * b + c * c + d * d
+    det = a * d - b * c
+    return float(np.sqrt((frob + np.sqrt(max(frob * frob - 4.0 * det * det, 0.0))) / 2.0))
 
 
 # ------------------------------------------------------------------------------------ warping
@@ -224,7 +247,7 @@ def warp_image(
     if image.dtype != np.uint8:
         raise ValueError(f"warp_image needs a uint8 image, got {image.dtype}")
     # only the source region the output sees is handed to Pillow (no full-frame copy per crop)
-    largest = float(np.linalg.svd(M[:, :2], compute_uv=False)[0])
+    largest = largest_scale(M)
     factor = int(np.floor(1.0 / largest)) if largest > 0 and antialias else 1
     factor = 1 if resample == "nearest" else max(1, factor)
     corners = np.array([[0.0, 0.0], [w, 0.0], [0.0, h], [w, h]])

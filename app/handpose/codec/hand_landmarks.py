@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from handpose import geometry
 from handpose.codec import skeleton3d
 from handpose.skeleton import NUM_KEYPOINTS
 
@@ -213,10 +214,9 @@ def landmarks_to_frame(
         wrist (z / normalize_z times the crop -> frame scale; smaller is nearer the camera).
     """
     points = np.asarray(landmarks, np.float64).reshape(NUM_KEYPOINTS, 3)
-    A = np.asarray(affine, np.float64)
-    inverse = np.linalg.inv(np.vstack([A, [0.0, 0.0, 1.0]]))[:2]
+    inverse = geometry.invert_affine(affine)  # closed form: no LAPACK on the hot path
     frame = points[:, :2] @ inverse[:, :2].T + inverse[:, 2]
-    scale = math.sqrt(abs(np.linalg.det(inverse[:, :2])))
+    scale = geometry.affine_scale(inverse)
     depth = (points[:, 2] - points[0, 2]) / normalize_z * scale
     return frame.astype(np.float32), depth.astype(np.float32)
 
