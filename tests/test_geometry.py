@@ -199,3 +199,60 @@ def test_closed_form_inverse_and_scales_equal_lapack():
     with pytest.raises(np.linalg.LinAlgError):
         g.invert_affine(np.zeros((2, 3)))
 
+
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize(
+    "box",
+    [
+        [300.3, 200.7, 420.1, 330.2],  # enlarged about 1.8x, sub-pixel box
+        [55.5, 47.25, 85.5, 77.25],  # about 7.5x
+        [-20.3, 300.7, 100.1, 470.2],  # leaves the frame on the left
+    ],
+)
+def test_resize_box_enlarging_is_the_warp_up_to_rounding(box, mirror):
+    from PIL import Image
+
+    noise = np.random.default_rng(4).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frame = np.asarray(Image.fromarray(noise).resize((640, 480)))  # smooth, as camera frames
+    out = np.full((224, 224, 3), 99, np.uint8)
+    got = g.resize_box(frame, box, 224, mirror, out=out)
+    assert got is out
+    want = g.warp_image(frame, g.crop_affine(box, 224, mirror), 224).astype(int)
+    diff = np.abs(got.astype(int) - want)
+    if box[0] < 0:  # the column where the frame edge falls: black here, blended by the warp
+        edge = int(np.ceil(-box[0] * 224 / (box[2] - box[0])))
+        column = 223 - edge if mirror else edge
+        diff[:, max(column - 1, 0) : column + 1] = 0
+        outside = got[:, 224 - edge + 1 :] if mirror else got[:, : edge - 1]
+        assert (outside == 0).all()
+    assert diff.max() <= 1
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize(
+    "box,out_size",
+    [
+        ([50.0, 40.0, 90.0, 80.0], 160),  # 4x up
+        ([0.0, 0.0, 160.0, 160.0], 80),  # 2x down (reduce path)
+        ([-40.0, -20.0, 200.0, 220.0], 56),  # ~4.3x down, leaves the image
+        ([10.0, 5.0, 130.0, 125.0], 80),  # 1.5x down, no reduce
+    ],
+)
+def test_resized_dot_lands_where_the_affine_maps_it(box, out_size, mirror):
+    dot = (70.3, 61.8)
+    image = gaussian_dot(160, 120, dot, sigma=4.0)
+    got = centroid(g.resize_box(image, box, out_size, mirror)[..., 0])
+    expected = g.apply_affine(np.array([dot]), g.crop_affine(box, out_size, mirror))[0]
+    assert np.abs(got - expected).max() < 0.5, (got, expected)
+
+
+def test_resize_box_outside_and_errors():
+    image = np.full((10, 10, 3), 200, np.uint8)
+    np.testing.assert_array_equal(
+        g.resize_box(image, [100, 100, 120, 120], 16, fill=9), np.full((16, 16, 3), 9)
+    )
+    np.testing.assert_array_equal(g.resize_box(image, [0, 0, 10, 10], (5, 20)), 200)
+    with pytest.raises(ValueError):
+        g.resize_box(image, [5, 5, 5, 9], 16)
+    with pytest.raises(ValueError):
+        g.resize_box(image, [0, 0, 10, 10], 16, out=np.zeros((15, 16, 3), np.uint8))

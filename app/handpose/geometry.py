@@ -25,6 +25,9 @@ Box = np.ndarray  # (4,) [x0, y0, x1, y1]
 _Resampling = getattr(Image, "Resampling", Image)
 _Transform = getattr(Image, "Transform", Image)
 
+#: Pillow >= 9.1 names it Image.Transpose.FLIP_LEFT_RIGHT, Pillow 8.1 Image.FLIP_LEFT_RIGHT
+_FLIP_LEFT_RIGHT = getattr(Image, "Transpose", Image).FLIP_LEFT_RIGHT
+
 _RESAMPLE = {
     "nearest": _Resampling.NEAREST,
     "bilinear": _Resampling.BILINEAR,
@@ -294,3 +297,90 @@ def warp_image(
         np.copyto(out, result)
         return out
     return np.array(result)  # writable copy
+
+
+def _inside(start: float, step: float, limit: int, count: int) -> tuple[int, int]:
+    """Output pixels [a, b) of a resize whose footprints [start + j step, start + (j+1) step]
+    lie inside the source [0, limit] (a small tolerance for rounding)."""
+    a = int(np.ceil(-start / step - 1e-6))
+    b = int(np.floor((limit - start) / step + 1e-6))
+    return min(max(a, 0), count), min(max(b, 0), count)
+
+
+def resize_box(
+    image: np.ndarray,
+    box: Sequence[float] | np.ndarray,
+    out_size: int | tuple[int, int],
+    mirror: bool = False,
+    out: np.ndarray | None = None,
+    antialias: bool = True,
+    fill: int = 0,
+) -> np.ndarray:
+    """The box [x0, y0, x1, y1] (real px, may leave the image) of an RGB uint8 image resized to
+    out_size and, with `mirror`, flipped left-right: `warp_image(image, crop_affine(box, size,
+    mirror), size)` for the crops and the detector input, in one Pillow resize (2-4x faster
+    than the affine transform).
+
+    Same point mapping as `crop_affine`: output pixel (row i, col j) samples the source around
+    (x0 + (j + 0.5) sx, y0 + (i + 0.5) sy), sx = (x1 - x0) / w, sy = (y1 - y0) / h; mirrored,
+    it lands in column w - 1 - j. Pixels: Pillow's separable resize instead of its affine
+    transform. Enlarging, both are bilinear interpolation (equal up to rounding, +-1). Shrinking
+    by f = floor(min(sx, sy)) >= 2 (with `antialias`), both first box-average by f (`reduce`);
+    then the resize's triangle filter spans the remaining scale (1 to 2 source px) where the
+    transform samples one point, a little smoother. Output pixels not wholly inside the image
+    are `fill` (the transform blends the one edge pixel that is partly inside with it).
+
+    Args:
+        image: uint8 (H, W, 3).
+        box: [x0, y0, x1, y1] with x1 > x0, y1 > y0.
+        out_size: S for S x S, or (h, w).
+        mirror: flip the output left-right.
+        out: optional uint8 (h, w, 3) written in place and returned.
+        antialias: box-average first when shrinking by 2x or more (see above).
+        fill: value of the pixels outside the image.
+    Returns:
+        uint8 (h, w, 3), `out` when given.
+    """
+    h, w = (out_size, out_size) if np.isscalar(out_size) else out_size
+    h, w = int(h), int(w)
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"resize_box needs uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if out is None:
+        out = np.empty((h, w, image.shape[2]), np.uint8)
+    elif out.shape != (h, w, image.shape[2]) or out.dtype != np.uint8:
+        raise ValueError(
+            f"out must be uint8 {(h, w, image.shape[2])}, got {out.dtype} {tuple(out.shape)}"
+        )
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not x1 > x0 or not y1 > y0:
+        raise ValueError(f"box must have positive size, got {[x0, y0, x1, y1]}")
+    sx, sy = (x1 - x0) / w, (y1 - y0) / h
+    ja, jb = _inside(x0, sx, width, w)
+    ia, ib = _inside(y0, sy, height, h)
+    if (ia, ib, ja, jb) != (0, h, 0, w):
+        out[...] = fill
+        if ja >= jb or ia >= ib:
+            return out
+    # the source box of the pixels inside, and the region of the image the filter reads
+    bx0, bx1 = max(x0 + ja * sx, 0.0), min(x0 + jb * sx, float(width))
+    by0, by1 = max(y0 + ia * sy, 0.0), min(y0 + ib * sy, float(height))
+    factor = max(int(min(sx, sy)), 1) if antialias else 1
+    margin = 3 + 2 * factor  # as warp_image: the same reduce grid where the region is not clipped
+    rx0, rx1 = max(int(bx0) - margin, 0), min(int(np.ceil(bx1)) + margin, width)
+    ry0, ry1 = max(int(by0) - margin, 0), min(int(np.ceil(by1)) + margin, height)
+    pil = Image.fromarray(np.ascontiguousarray(image[ry0:ry1, rx0:rx1]))  # strided: 10x slower
+    if factor >= 2:
+        pil = pil.reduce(factor)  # reduced px p' covers region px [p' f, (p' + 1) f)
+    scaled = (
+        (bx0 - rx0) / factor,
+        (by0 - ry0) / factor,
+        min((bx1 - rx0) / factor, pil.size[0]),
+        min((by1 - ry0) / factor, pil.size[1]),
+    )
+    resized = pil.resize((jb - ja, ib - ia), _RESAMPLE["bilinear"], box=scaled)
+    if mirror:
+        resized = resized.transpose(_FLIP_LEFT_RIGHT)
+        ja, jb = w - jb, w - ja
+    out[ia:ib, ja:jb] = np.asarray(resized)
+    return out

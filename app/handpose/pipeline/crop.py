@@ -4,7 +4,9 @@ For a hand box b the crop square q = square_crop_box(b, scale) is centred on b w
 max(b width, b height) x scale (not clipped: outside the frame the crop is black, so the hand is
 never squashed). The crop affine A = crop_affine(q, S, mirror) maps frame px -> crop px; for a
 left hand it includes a horizontal mirror, so the pose network only sees right hands, and A^-1
-maps the crop's keypoints back to frame pixels (un-mirroring them).
+maps the crop's keypoints back to frame pixels (un-mirroring them). The crop is cut with one
+Pillow resize of q (`geometry.resize_box`, the pixels of `warp_image(frame, A, S)` up to
+rounding when enlarging), into buffers reused from frame to frame.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def crop_hands(
     for i, hand in enumerate(select_hands(hands, max_hands)):
         square = geometry.square_crop_box(hand.box, scale)
         mirrored = mirror_left and hand.handedness == "left"
-        affine = np.asarray(geometry.crop_affine(square, out_size, mirrored), np.float64)
+        affine = geometry.crop_affine(square, out_size, mirrored)
         out = buffers[i] if buffers is not None and i < len(buffers) else None
-        image = geometry.warp_image(frame, affine, out_size, out=out)
+        image = geometry.resize_box(frame, square, out_size, mirrored, out=out)
         crops.append(Crop(image=image, affine=affine, mirrored=mirrored, hand=hand))
     return crops
 

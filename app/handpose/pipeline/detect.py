@@ -87,8 +87,9 @@ class HandDetector:
             region: "center" or "letterbox" (see module docstring).
         """
         height, width = frame.shape[:2]
-        affine = self.input_affine(width, height, region)
-        geometry.warp_image(frame, affine, self.size, out=self._input)
+        square = detection_square(width, height, region)
+        affine = np.asarray(geometry.crop_affine(square, self.size, False), np.float64)
+        geometry.resize_box(frame, square, self.size, out=self._input)  # one Pillow resize
         outputs = self.runner.run(self._input)
         return self.decode(outputs, affine, width, height)
 
