@@ -222,3 +222,51 @@ def test_seed_channel_permutations():
     xyz = rng.random((7, 7, 20, 3))
     zyx = xyz[..., ::-1].reshape(7, 7, 60)
     np.testing.assert_array_equal(zyx[..., ppn.vect_channels_from_seed()], xyz.reshape(7, 7, 60))
+
+
+def reference_decode_cells(pose: np.ndarray, config: ppn.PPNConfig) -> np.ndarray:
+    """The finger walk one keypoint at a time: (row, col) of each keypoint's cell."""
+    gh, gw = config.grid_hw
+    p = np.clip(np.nan_to_num(pose, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    score = p.reshape(gh, gw, config.K, 6)[..., 0] * p.reshape(gh, gw, config.K, 6)[..., 1]
+    parents = config.parents
+    has_child = {parent for parent, _ in config.edges}
+    cells = np.zeros((config.K, 2), np.int64)
+    root = parents.index(-1)
+    cells[root] = np.unravel_index(int(np.argmax(score[..., root])), (gh, gw))
+    for parent, k in config.edges:
+        if parents[parent] == -1:
+            cells[k] = np.unravel_index(int(np.argmax(score[..., k])), (gh, gw))
+            continue
+        r = config.window if k in has_child else config.tip_window
+        i0, j0 = cells[parent]
+        top, left = max(i0 - r, 0), max(j0 - r, 0)
+        patch = score[top : i0 + r + 1, left : j0 + r + 1, k]
+        di, dj = np.unravel_index(int(np.argmax(patch)), patch.shape)
+        cells[k] = (top + di, left + dj)
+    return cells
+
+
+@pytest.mark.parametrize("grid,window,tip_window", [(7, 2, 1), (14, 4, 2), ((7, 9), 1, 0)])
+def test_vectorised_walk_picks_the_reference_cells(grid, window, tip_window):
+    """One argmax per depth for all fingers: the same cells as the walk keypoint by keypoint,
+    ties (first cell in row-major order) and NaN / inf included."""
+    config = ppn.PPNConfig(grid=grid, window=window, tip_window=tip_window)
+    gh, gw = config.grid_hw
+    rng = np.random.default_rng(7)
+    for trial in range(100):
+        pose = rng.uniform(-0.2, 1.2, (gh, gw, 6 * config.K)).astype(np.float32)
+        if trial % 2:
+            pose = np.round(pose * 3) / 3  # many equal scores
+        if trial % 5 == 0:
+            bad = rng.integers(0, pose.size, 50)
+            pose.reshape(-1)[bad] = rng.choice([np.nan, np.inf, -np.inf], 50)
+        vect = rng.uniform(-1, 1, (gh, gw, 3 * config.num_bones)).astype(np.float32)
+        keypoints, scores, _ = ppn.decode(pose, vect, config)
+        i, j = reference_decode_cells(pose, config).T
+        p = np.clip(np.nan_to_num(pose, nan=0.0, posinf=1.0), 0, 1).reshape(gh, gw, config.K, 6)
+        k = np.arange(config.K)
+        sx, sy = config.stride_xy
+        want = np.stack([(j + p[i, j, k, 2]) * sx, (i + p[i, j, k, 3]) * sy], axis=1)
+        np.testing.assert_array_equal(keypoints, want.astype(np.float32))
+        np.testing.assert_array_equal(scores, p[i, j, k, 0] * p[i, j, k, 1])

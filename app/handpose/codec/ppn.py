@@ -41,6 +41,7 @@ scores in [0, 1] and directions are unit (or zero).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -401,6 +402,61 @@ class PoseDecoding(NamedTuple):
         return tuple.__getitem__(self, key)
 
 
+class _DecodePlan(NamedTuple):
+    """What `decode` needs of a skeleton and grid, worked out once (`_decode_plan`)."""
+
+    global_keypoints: np.ndarray  # the root and its children: argmax over every cell
+    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # (keypoints, parents, radius)
+    rows: np.ndarray  # (Gh Gw,) row of each flat cell
+    cols: np.ndarray  # (Gh Gw,) column of each flat cell
+    keypoint_index: np.ndarray  # arange(K)
+    bone_index: np.ndarray  # arange(E)
+    edge_parents: np.ndarray  # (E,) parent keypoint of each bone
+
+
+@functools.lru_cache(maxsize=16)
+def _decode_plan(
+    K: int,
+    edges: tuple[tuple[int, int], ...],
+    window: int,
+    tip_window: int,
+    gh: int,
+    gw: int,
+) -> _DecodePlan:
+    """Keypoints grouped by depth in the tree (all of one depth depend only on the depth above),
+    each with its parent and search radius: decode runs one vectorised argmax per depth."""
+    parents = [-1] * K
+    for p_, c in edges:
+        parents[c] = p_
+    has_child = {p_ for p_, _ in edges}
+    root = parents.index(-1)
+    depth = [0] * K
+    for p_, c in edges:  # parents come first
+        depth[c] = depth[p_] + 1
+    first = [root] + [c for p_, c in edges if p_ == root]
+    levels = []
+    for level in range(2, max(depth) + 1):
+        ks = [c for _, c in edges if depth[c] == level]
+        radius = [window if k in has_child else tip_window for k in ks]
+        levels.append(
+            (
+                np.array(ks, np.intp),
+                np.array([parents[k] for k in ks], np.intp),
+                np.array(radius, np.intp),
+            )
+        )
+    rows, cols = np.divmod(np.arange(gh * gw), gw)
+    return _DecodePlan(
+        np.array(first, np.intp),
+        tuple(levels),
+        rows,
+        cols,
+        np.arange(K),
+        np.arange(len(edges)),
+        np.array([p_ for p_, _ in edges], np.intp),
+    )
+
+
 def decode(pose: np.ndarray, vect: np.ndarray, config: PPNConfig | None = None) -> PoseDecoding:
     """Keypoints, their scores and bone directions of one crop (see module docstring).
 
@@ -428,33 +484,25 @@ def decode(pose: np.ndarray, vect: np.ndarray, config: PPNConfig | None = None) 
             f"for input {config.input_hw} and grid {config.grid_hw}, got {pose.shape} / "
             f"{vect.shape}"
         )
-    # clip to the activations' ranges (NaN -> 0): keypoints inside the crop, scores in [0, 1]
-    pose = np.clip(np.nan_to_num(pose, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    vect = np.clip(np.nan_to_num(vect, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    p = pose.reshape(gh, gw, config.K, 6)
+    # clip to the activations' ranges (NaN -> 0): keypoints inside the crop, scores in [0, 1];
+    # fmax / fmin give nan_to_num + clip's values in two passes (fmax(NaN, 0) = 0)
+    p = np.fmin(np.fmax(pose, 0.0), 1.0).reshape(gh, gw, config.K, 6)
     score = p[..., 0] * p[..., 1]  # (Gh, Gw, K)
-    parents = config.parents
-    has_child = {p_ for p_, _ in config.edges}
-    cells = np.zeros((config.K, 2), np.int64)  # (row, col)
+    flat = score.reshape(gh * gw, config.K)
+    plan = _decode_plan(config.K, config.edges, config.window, config.tip_window, gh, gw)
+    cells = np.empty(config.K, np.intp)  # flat cell index i * Gw + j of each keypoint
+    cells[plan.global_keypoints] = flat[:, plan.global_keypoints].argmax(axis=0)
+    for keypoints_, parents_, radius in plan.levels:  # one argmax per depth, all fingers at once
+        parent = cells[parents_]
+        near = (np.abs(plan.rows[:, None] - parent // gw) <= radius) & (
+            np.abs(plan.cols[:, None] - parent % gw) <= radius
+        )  # (Gh Gw, n): the cells within the window of each keypoint's parent
+        # scores are >= 0, so -1 never wins; ties go to the first cell in row-major order,
+        # as the argmax over the window itself would
+        cells[keypoints_] = np.where(near, flat[:, keypoints_], -1.0).argmax(axis=0)
 
-    def global_argmax(k: int) -> None:
-        cells[k] = np.unravel_index(int(np.argmax(score[..., k])), (gh, gw))
-
-    root = parents.index(-1)
-    global_argmax(root)
-    for parent, k in config.edges:
-        if parents[parent] == -1:
-            global_argmax(k)
-            continue
-        r = config.window if k in has_child else config.tip_window
-        i0, j0 = cells[parent]
-        top, left = max(i0 - r, 0), max(j0 - r, 0)
-        patch = score[top : i0 + r + 1, left : j0 + r + 1, k]
-        di, dj = np.unravel_index(int(np.argmax(patch)), patch.shape)
-        cells[k] = (top + di, left + dj)
-
-    ii, jj = cells[:, 0], cells[:, 1]
-    kidx = np.arange(config.K)
+    ii, jj = np.divmod(cells, gw)
+    kidx = plan.keypoint_index
     sx, sy = config.stride_xy
     x = (jj + p[ii, jj, kidx, 2]) * sx
     y = (ii + p[ii, jj, kidx, 3]) * sy
@@ -462,8 +510,9 @@ def decode(pose: np.ndarray, vect: np.ndarray, config: PPNConfig | None = None) 
     scores = score[ii, jj, kidx].astype(np.float32)
 
     v = vect.reshape(gh, gw, config.num_bones, 3)
-    parent_cells = cells[[p_ for p_, _ in config.edges]]
-    d = v[parent_cells[:, 0], parent_cells[:, 1], np.arange(config.num_bones)].astype(np.float64)
-    norm = np.linalg.norm(d, axis=1, keepdims=True)
+    parent_cells = cells[plan.edge_parents]
+    d = v[parent_cells // gw, parent_cells % gw, plan.bone_index].astype(np.float64)
+    d = np.where(np.isnan(d), 0.0, np.clip(d, -1.0, 1.0))  # (E, 3) only: +-inf -> +-1, NaN -> 0
+    norm = np.sqrt((d * d).sum(axis=1, keepdims=True))
     directions = np.where(norm > 1e-9, d / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
     return PoseDecoding(keypoints, scores, directions)

@@ -43,10 +43,33 @@ def joints_from_directions(
     lengths = np.asarray(BONE_LENGTHS_MM if bone_lengths is None else bone_lengths, np.float64)
     if lengths.shape != (NUM_BONES,):
         raise ValueError(f"bone_lengths must have shape ({NUM_BONES},), got {lengths.shape}")
+    bones = lengths[:, None] * d
     joints = np.zeros((NUM_KEYPOINTS, 3))
-    for e, (parent, child) in enumerate(EDGES):
-        joints[child] = joints[parent] + lengths[e] * d[e]
+    for children, parents, edges in _DEPTH_LEVELS:  # one step per depth, every finger at once
+        joints[children] = joints[parents] + bones[edges]
     return joints.astype(np.float32)
+
+
+def _depth_levels() -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """EDGES grouped by the depth of their child: (children, parents, bone indices) per depth,
+    so that every joint is computed after its parent (the same sums as bone by bone)."""
+    depth = [0] * NUM_KEYPOINTS
+    for parent, child in EDGES:
+        depth[child] = depth[parent] + 1
+    levels = []
+    for level in range(1, max(depth) + 1):
+        edges = [e for e, (_, child) in enumerate(EDGES) if depth[child] == level]
+        levels.append(
+            (
+                np.array([EDGES[e][1] for e in edges]),
+                np.array([EDGES[e][0] for e in edges]),
+                np.array(edges),
+            )
+        )
+    return tuple(levels)
+
+
+_DEPTH_LEVELS = _depth_levels()
 
 
 def bone_directions(joints_3d: np.ndarray) -> np.ndarray:
