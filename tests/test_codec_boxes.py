@@ -281,3 +281,62 @@ def test_nms_matches_reference(n):
     got = B.non_maximum_suppression(boxes, scores, 0.45)
     assert got.tolist() == reference_nms(boxes, scores, 0.45)
     assert len(got) > 10
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, limit=None) -> list:
+    """Reference NMS: one box at a time against every kept box."""
+    kept: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if limit is not None and len(kept) >= limit:
+            break
+        if all(B.box_iou(boxes[i], boxes[k])[0, 0] <= threshold for k in kept):
+            kept.append(int(i))
+    return kept
+
+
+def test_nms_equals_greedy_reference_small_and_large():
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        n = int(rng.integers(0, 300 if trial % 20 == 0 else 30))  # > 256: the loop path
+        centres, sides = rng.uniform(0, 100, (n, 2)), rng.uniform(1, 40, (n, 2))
+        boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)
+        if n and trial % 3 == 0:  # duplicates
+            boxes[rng.integers(0, n, n // 2)] = boxes[rng.integers(0, n, n // 2)]
+        scores = np.round(rng.uniform(0, 1, n) * 4) / 4 if trial % 2 else rng.uniform(0, 1, n)
+        threshold = float(rng.choice([0.0, 0.3, 0.45, 0.7]))
+        limit = [None, 1, 3, 20][trial % 4]
+        np.testing.assert_array_equal(
+            B.non_maximum_suppression(boxes, scores, threshold, limit),
+            greedy_nms(boxes, scores, threshold, limit),
+        )
+
+
+@pytest.mark.parametrize("merge_sides", [True, False])
+def test_logit_prefilter_changes_nothing(merge_sides):
+    """Logits are pre-filtered before the softmax: the same hands as thresholding the softmax of
+    every row (the probabilities path), also on the threshold, with NaN and inf."""
+    rng = np.random.default_rng(6)
+    n = len(PRIORS)
+    for trial in range(60):
+        classes = [("hand",), ("left", "right")][trial % 2]
+        loc = rng.normal(0, 1, (n, 4)).astype(np.float32)
+        logits = rng.normal(0, 2, (n, len(classes) + 1)).astype(np.float32)
+        logits[:, 0] += rng.uniform(0, 6)
+        hot = rng.integers(0, n, 40)
+        logits[hot, 1:] += rng.uniform(0, 10, (40, len(classes))).astype(np.float32)
+        if trial % 3 == 0:
+            logits = np.round(logits * 2) / 2  # many rows exactly on a threshold
+        if trial % 5 == 0:
+            bad = rng.integers(0, logits.size, 30)
+            logits.reshape(-1)[bad] = rng.choice([np.nan, np.inf, -np.inf], 30)
+        threshold = float(rng.choice([0.1, 0.5, 0.6, 0.9, 0.999]))
+        kwargs = dict(score_threshold=threshold, merge_sides=merge_sides)
+        got = B.decode(loc, logits, PRIORS, classes, **kwargs)
+        with np.errstate(over="ignore", invalid="ignore"):
+            probs = B.softmax(logits, axis=1)
+        want = B.decode(loc, probs, PRIORS, classes, from_logits=False, **kwargs)
+        assert [(h.handedness, h.score, h.extras) for h in got] == [
+            (h.handedness, h.score, h.extras) for h in want
+        ]
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a.box, b.box)
