@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", choices=("best", "last"), default="best", help="which weights (best)"
     )
     parser.add_argument(
+        "--int8-tolerance",
+        type=float,
+        metavar="R",
+        help="allowed mean int8-vs-Keras output error on the probe image, as a share of the "
+        "output's range (default 0.05); what counts is `convert verify`'s accuracy",
+    )
+    parser.add_argument(
         "--side-source",
         choices=("pose", "detector"),
         default="pose",
@@ -78,6 +85,7 @@ def convert_model(
     split: str = "train",
     run_dir: str | Path | None = None,
     adjust: Callable[[ModelMetadata], None] | None = None,
+    int8_tolerance: float | None = None,
 ) -> list[ModelMetadata]:
     """Write a Keras network as `out_dir/<precision>/<task>.{tflite,json}` for each precision.
 
@@ -90,6 +98,7 @@ def convert_model(
         samples, split: how many calibration images, from which split of `calibration`.
         run_dir: the training run folder, stored for `convert verify` (None: not from a run).
         adjust: called on each metadata before it is saved and checked (extra fields).
+        int8_tolerance: the int8 probe check's limit (`export_tflite`'s tolerance).
     Returns: the saved metadata per precision.
     """
     from conversion.calibration import representative_images
@@ -124,7 +133,13 @@ def convert_model(
     saved = []
     for precision in precisions:
         folder = Path(out_dir) / precision
-        exported = export_tflite(model, folder / f"{task}.tflite", precision, images or None)
+        exported = export_tflite(
+            model,
+            folder / f"{task}.tflite",
+            precision,
+            images or None,
+            tolerance=int8_tolerance if precision == "int8" else None,
+        )
         meta = build_metadata(
             exported,
             task,
@@ -155,6 +170,7 @@ def convert_run(
     split: str = "train",
     which: str = "best",
     side_source: str = "pose",
+    int8_tolerance: float | None = None,
 ) -> list[ModelMetadata]:
     """Convert one training run to every precision; returns the saved metadata per precision.
     `side_source`: written as `decode.side_source` of pose networks with a side output.
@@ -185,6 +201,7 @@ def convert_run(
         split,
         run_dir=run_dir,
         adjust=mark_checkpoint,
+        int8_tolerance=int8_tolerance,
     )
 
 
@@ -203,5 +220,6 @@ def main(args: argparse.Namespace) -> int:
             args.split,
             args.checkpoint,
             args.side_source,
+            args.int8_tolerance,
         )
     return 0

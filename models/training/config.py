@@ -29,6 +29,9 @@ A config file has four tables (every key optional, defaults below):
              warmup = 100; weight_decay = 0.0; val_every = 500; val_samples = 200; seed = 0
              log_every = 10
              side_weight = 1.0        # pose: weight of the side head's loss
+             rendered_sides = true    # pose: rendered hands teach the side head too (false:
+                                      # real photos only; MediaPipe itself gets 67 % of the
+                                      # renderer's sides right, 100 % of real ones)
              match_iou = 0.5          # detector: IoU for a default box to be a positive
     [augment] flip = true; rotate_deg = 30; scale = [1.0, 1.5]; shift = 0.15
               color = 0.2              # brightness/contrast/saturation jitter amplitude
@@ -87,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "log_every": 10,
         "side_weight": 1.0,
+        "rendered_sides": True,
         "match_iou": 0.5,
     },
     "augment": {

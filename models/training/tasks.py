@@ -239,6 +239,7 @@ class PoseTask(Task):
         self.ppn_config = ppn.PPNConfig(input_size=self.size, grid=pose_grid(self.size, stride))
         self.mirror_left = bool(config["data"].get("mirror_left", True))
         self.side_head = bool(config["model"].get("side_head", False))
+        self.rendered_sides = bool(config["train"].get("rendered_sides", True))
 
     def _hand(self, sample: Sample, rng: np.random.Generator | None) -> Any:
         hands = [h for h in sample.hands if h.keypoints is not None]
@@ -276,6 +277,8 @@ class PoseTask(Task):
             ex = pose_example(
                 sample, hand, self.size, self.augment, rng, mirror_left=self.mirror_left
             )
+            if not self.rendered_sides and sample.source.startswith("synthetic"):
+                ex.side = -1.0  # the renderer's palm and back look alike: its side is no cue
             images.append(ex.image)
             targets.append(self.targets(ex))
         batch = {k: np.stack([t[k] for t in targets]) for k in targets[0]}
