@@ -10,6 +10,7 @@ from conftest_app import app_models_dir
 
 from handpose.commands import bench
 from handpose.pipeline import load_model_set
+from handpose.runner import RUNTIME_VERSION
 from handpose.settings import AppSettings
 
 
@@ -34,6 +35,7 @@ def test_bench_prints_both_modes_of_a_model_set(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "sample_clip.mp4: 6 frames 640x480; 1 thread(s); detect_interval 3" in lines[0]
+    assert lines[0].endswith(f"; interpreter {RUNTIME_VERSION}")
     header, rule, off, on = lines[1:5]
     assert header.split()[:4] == ["models", "tracking", "frames/s", "ratio"]
     assert set(rule) <= {"-", " "}
@@ -47,6 +49,18 @@ def test_bench_prints_both_modes_of_a_model_set(tmp_path):
         stages = sum(row[f"ms_{s}"] for s in bench.STAGES)
         assert 0 < stages <= row["ms_frame"] * 1.001
         assert row["hands"] == 1.0
+        # the time split: each stage's model invokes and the rest add up to the stage
+        for stage in ("detect", "pose"):
+            model, other = row[f"ms_{stage}_model"], row[f"ms_{stage}_other"]
+            assert model > 0 and other > 0
+            assert model + other == pytest.approx(row[f"ms_{stage}"])
+        assert row["ms_model"] == pytest.approx(row["ms_detect_model"] + row["ms_pose_model"])
+        assert row["ms_other"] == pytest.approx(row["ms_frame"] - row["ms_model"])
+        assert row["other_share"] == pytest.approx(row["ms_other"] / row["ms_frame"])
+        assert 0 < row["other_share"] < 1 and 0 < row["other_cpu_share"] < 1
+    split = lines.index("time split, ms per frame (model = the interpreters' invokes):")
+    assert lines[split + 1].split()[2:4] == ["detect", "model"]
+    assert lines[split + 1].endswith("non-model %  non-model CPU %")
 
 
 def test_bench_names_a_missing_model_folder(tmp_path):

@@ -11,6 +11,7 @@ metadata says) and returns float32 outputs keyed by their logical names.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,20 @@ class ModelRunner:
     Args:
         metadata: the model's `ModelMetadata` (its `model_path` is loaded).
         num_threads: interpreter threads (1-4 on a Pi).
+
+    Attributes:
+        invokes: interpreter invocations so far.
+        invoke_seconds: their wall time in seconds (`interpreter.invoke()` only: feeding the
+            input and reading the outputs are not in it).
+        invoke_cpu_seconds: the process CPU time during them (the interpreter's worker threads
+            included; other threads of the process busy at the same time count too).
+        Readers take differences of these totals over a run (`handpose bench`).
     """
 
     def __init__(self, metadata: ModelMetadata, num_threads: int = 2) -> None:
         self.metadata = metadata
+        self.invokes = 0
+        self.invoke_seconds = self.invoke_cpu_seconds = 0.0
         path = metadata.verify_file()
         self.interpreter = make_interpreter(path, num_threads)
         self._check_tensors(path)
@@ -171,7 +182,11 @@ class ModelRunner:
                 pixels = (pixels - self._mean) / self._std
             buffer[0] = pixels
         self.interpreter.set_tensor(self._input_index, buffer)
+        cpu, wall = time.process_time(), time.perf_counter()
         self.interpreter.invoke()
+        self.invoke_seconds += time.perf_counter() - wall
+        self.invoke_cpu_seconds += time.process_time() - cpu
+        self.invokes += 1
         outputs = {}
         for key, (index, quant) in self._outputs.items():
             raw = self.interpreter.get_tensor(index)

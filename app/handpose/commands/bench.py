@@ -10,7 +10,17 @@ busy machine.
 
 Printed per variant: frames/s = frames / wall seconds of the loop; "ratio" = frames/s over the
 first row's; ms/frame; the mean milliseconds per frame of each stage (a skipped detector counts
-0); the share of frames the detector ran on; hands per frame.
+0); "non-model %", the share of the frame time spent outside the models' invokes; the share of
+frames the detector ran on; hands per frame. The first line names the TFLite interpreter and its
+version (`handpose.runner.RUNTIME_VERSION`).
+
+Time split (a table of its own): each `ModelRunner` adds up its invokes' wall and CPU time, so
+the detect stage splits into "detect model" (the detector's invokes) and "detect other" (resize,
+box decoding, the tracker's prediction), the pose stage into "pose model" and "pose other" (the
+crops' keypoint decoding); crop and track are all "other". "model ms" = both models' invokes per
+frame, "other ms" = ms/frame - model ms, "non-model %" = other / ms/frame, and "non-model CPU %"
+the same from CPU time (process CPU of the run less the invokes' CPU), steadier on a busy
+machine where waiting for a core lands in whichever step was running.
 
 Also measured (`handpose.commands.bench_probes`): CPU use of the process over the run ("CPU %",
 100 = one core), the peak memory of a fresh process running each model set ("peak MB", and
@@ -46,6 +56,7 @@ from handpose.compat import zip_strict
 from handpose.errors import HandposeError
 from handpose.pipeline.models import ModelSet, load_model_set
 from handpose.pipeline.process import HandPipeline
+from handpose.runner import RUNTIME_VERSION
 from handpose.settings import AppSettings
 
 log = logging.getLogger("handpose.bench")
@@ -100,11 +111,26 @@ COLUMNS: list[Column] = [
     Column("ratio", "ratio", "{:.2f}x"),
     Column("ms/frame", "ms_frame"),
     *(Column(f"{stage} ms", f"ms_{stage}") for stage in STAGES),
+    Column("non-model %", "other_share", "{:.0%}"),
     Column("detector runs", "detect_share", "{:.0%}"),
     Column("hands/frame", "hands", "{:.2f}"),
     Column("CPU %", "cpu_pct", "{:.0f}"),
     Column("peak MB", "peak_mb", "{:.0f}"),
     Column("models MB", "models_mb", "{:.0f}"),
+]
+
+#: the time-split table: model invokes and everything else, ms per frame (module docstring)
+SPLIT_COLUMNS: list[Column] = [
+    Column("detect model", "ms_detect_model", "{:.2f}"),
+    Column("detect other", "ms_detect_other", "{:.2f}"),
+    Column("crop", "ms_crop", "{:.2f}"),
+    Column("pose model", "ms_pose_model", "{:.2f}"),
+    Column("pose other", "ms_pose_other", "{:.2f}"),
+    Column("track", "ms_track", "{:.2f}"),
+    Column("model ms", "ms_model", "{:.2f}"),
+    Column("other ms", "ms_other", "{:.2f}"),
+    Column("non-model %", "other_share", "{:.0%}"),
+    Column("non-model CPU %", "other_cpu_share", "{:.0%}"),
 ]
 
 #: the model-cost table (`ModelCostProbe`)
@@ -137,6 +163,11 @@ def load_frames(source: FileSource, limit: int | None) -> list[tuple[np.ndarray,
     return frames
 
 
+def _invoke_totals(models: ModelSet) -> list[tuple[float, float]]:
+    """(wall s, CPU s) of the detector's and the pose model's invokes so far."""
+    return [(r.invoke_seconds, r.invoke_cpu_seconds) for r in (models.detector, models.pose)]
+
+
 def run_once(variant: Variant, frames: Sequence[tuple[np.ndarray, float]]) -> dict[str, float]:
     """One timed pass of a fresh `HandPipeline` over `frames`: the variant's metrics."""
     pipeline = HandPipeline(variant.models, variant.settings)
@@ -144,6 +175,8 @@ def run_once(variant: Variant, frames: Sequence[tuple[np.ndarray, float]]) -> di
     detections = hands = 0
     for probe in PROBES:
         probe.begin(variant)
+    invokes = _invoke_totals(variant.models)
+    cpu = time.process_time()
     start = time.perf_counter()
     for image, stamp in frames:
         hands += len(pipeline(image, timestamp=stamp))
@@ -151,6 +184,11 @@ def run_once(variant: Variant, frames: Sequence[tuple[np.ndarray, float]]) -> di
         for stage in STAGES:
             stage_ms[stage] += pipeline.timings.get(stage, 0.0)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    invokes = [
+        (wall - wall0, used - used0)
+        for (wall, used), (wall0, used0) in zip_strict(_invoke_totals(variant.models), invokes)
+    ]
     n = len(frames)
     metrics = {
         "frames": float(n),
@@ -159,10 +197,43 @@ def run_once(variant: Variant, frames: Sequence[tuple[np.ndarray, float]]) -> di
         "detect_share": detections / n,
         "hands": hands / n,
         **{f"ms_{stage}": total / n for stage, total in stage_ms.items()},
+        **split_metrics(stage_ms, invokes, elapsed, cpu, n),
     }
     for probe in PROBES:
         metrics.update(probe.end(variant, n))
     return metrics
+
+
+def split_metrics(
+    stage_ms: dict[str, float],
+    invokes: Sequence[tuple[float, float]],
+    elapsed: float,
+    cpu: float,
+    frames: int,
+) -> dict[str, float]:
+    """The time split of a run (module docstring), per frame.
+
+    Args:
+        stage_ms: total milliseconds of each stage over the run.
+        invokes: (wall s, CPU s) of the detector's and the pose model's invokes over the run.
+        elapsed, cpu: wall and process CPU seconds of the run.
+        frames: frames in the run.
+    """
+    (det_wall, det_cpu), (pose_wall, pose_cpu) = invokes
+    n = max(frames, 1)
+    ms_frame, model = elapsed * 1e3 / n, (det_wall + pose_wall) * 1e3 / n
+    cpu_frame, cpu_model = cpu * 1e3 / n, (det_cpu + pose_cpu) * 1e3 / n
+    return {
+        "ms_detect_model": det_wall * 1e3 / n,
+        "ms_detect_other": (stage_ms["detect"] - det_wall * 1e3) / n,
+        "ms_pose_model": pose_wall * 1e3 / n,
+        "ms_pose_other": (stage_ms["pose"] - pose_wall * 1e3) / n,
+        "ms_model": model,
+        "ms_other": ms_frame - model,
+        "other_share": (ms_frame - model) / ms_frame if ms_frame > 0 else float("nan"),
+        "cpu_ms_model": cpu_model,
+        "other_cpu_share": (cpu_frame - cpu_model) / cpu_frame if cpu_frame > 0 else float("nan"),
+    }
 
 
 def benchmark(
@@ -325,7 +396,7 @@ def main(args: argparse.Namespace) -> int:
         f"{source.name}: {len(frames)} frames {width}x{height}; {settings.num_threads} "
         f"thread(s); detect_interval {settings.detect_interval}, track_threshold "
         f"{settings.track_threshold:g}, score_threshold {settings.score_threshold:g}; "
-        f"{os.cpu_count()} CPUs, load {load}"
+        f"{os.cpu_count()} CPUs, load {load}; interpreter {RUNTIME_VERSION}"
     )
     results = benchmark(variants, frames, args.repeat, args.warmup, log.info)
     if args.memory_frames > 0:
@@ -341,6 +412,9 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(format_table(results, COST_COLUMNS))
     print(rates_note())
+    print()
+    print("time split, ms per frame (model = the interpreters' invokes):")
+    print(format_table(results, SPLIT_COLUMNS))
     print()
     print(model_lines(results))
     if args.json:

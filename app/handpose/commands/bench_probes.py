@@ -4,7 +4,8 @@
   threads included) over the timed run. "CPU %" = CPU s / wall s x 100 (100 = one core busy;
   up to 100 x cores); "CPU ms/frame" = CPU s / frames.
 - `ModelCostProbe`: counts the detector and pose-model invocations of the run (crops that the
-  landmark model rejects included) and, with each model's MAC count from its TFLite graph
+  landmark model rejects included; `ModelRunner.invokes`) and, with each model's MAC count from
+  its TFLite graph
   (`handpose.tflite_macs`), gives MACs per frame = det runs x det MACs + pose runs x pose MACs
   and an estimated frame time on a Raspberry Pi 4 and 5, model compute only:
 
@@ -39,7 +40,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -102,16 +102,7 @@ class ModelCostProbe:
         return self._macs[path]
 
     def begin(self, variant: Any) -> None:
-        self._counts = dict.fromkeys(ROLES, 0)
-        for role in ROLES:
-            runner = getattr(variant.models, role)
-            run = type(runner).run.__get__(runner)  # the class's method, not a wrapper
-
-            def counting(image: Any, _run: Callable = run, _role: str = role) -> Any:
-                self._counts[_role] += 1
-                return _run(image)
-
-            runner.run = counting  # instance attribute: the stages call runner.run(...)
+        self._counts = {role: getattr(variant.models, role).invokes for role in ROLES}
 
     def end(self, variant: Any, frames: int) -> dict[str, float]:
         n = max(frames, 1)
@@ -120,8 +111,7 @@ class ModelCostProbe:
         estimates = dict.fromkeys(self.rates, 0.0)
         for role in ROLES:
             runner = getattr(variant.models, role)
-            runner.__dict__.pop("run", None)  # back to the class's method
-            runs = self._counts[role] / n
+            runs = (runner.invokes - self._counts[role]) / n
             macs = self.macs(runner)
             metrics[f"runs_{role}"] = runs
             metrics[f"mmacs_{role}"] = macs / 1e6 if macs is not None else float("nan")

@@ -20,6 +20,7 @@ from handpose.capture import CameraSource, open_source
 from handpose.errors import HandposeError
 from handpose.pipeline.models import load_model_set
 from handpose.present import HdmiSink, LocalVideoSink, Sink, sink_for_path
+from handpose.runner import RUNTIME_VERSION
 from handpose.settings import AppSettings
 
 log = logging.getLogger("handpose.run")
@@ -81,7 +82,13 @@ def main(args: argparse.Namespace) -> int:
     if settings.local_video_server:
         sinks.append(LocalVideoSink())
     actfw_core.set_heartbeat_function(_heartbeat_file)  # local runs: no /root/heartbeat
-    log.info("source %s, models %s, %d sink(s)", source.name, models.folder, len(sinks))
+    log.info(
+        "source %s, models %s, interpreter %s, %d sink(s)",
+        source.name,
+        models.folder,
+        RUNTIME_VERSION,
+        len(sinks),
+    )
     build_application(settings, source, sinks, models, args.max_frames, app=app)
     start = time.perf_counter()
     app.run()
