@@ -223,12 +223,10 @@ def test_camera_path_with_hdmi_and_take_photo(models, capsys, heartbeats, tmp_pa
 
 
 def run_command(*args, **kwargs):
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(
-        [sys.executable, "-m", "handpose.cli", "run", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
+        [sys.executable, "-m", "handpose.cli", "run", *args], text=True, **kwargs
     )
 
 
@@ -273,6 +271,9 @@ def test_signal_stops_within_two_seconds(clip, tmp_path, sig):
         "--models",
         str(app_models_dir()),
         env={**os.environ, "HANDPOSE_HEARTBEAT": str(beat)},
+        # nobody reads the events while it runs: a full stdout pipe (64 KB, about a second of
+        # the untrained models' events) would block the writer and the stop with it
+        stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while not beat.exists() and process.poll() is None and time.monotonic() < deadline:
