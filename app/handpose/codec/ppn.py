@@ -406,9 +406,8 @@ class _DecodePlan(NamedTuple):
     """What `decode` needs of a skeleton and grid, worked out once (`_decode_plan`)."""
 
     global_keypoints: np.ndarray  # the root and its children: argmax over every cell
-    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # (keypoints, parents, radius)
-    rows: np.ndarray  # (Gh Gw,) row of each flat cell
-    cols: np.ndarray  # (Gh Gw,) column of each flat cell
+    levels: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # (keypoints, parents, window)
+    windows: np.ndarray  # (W, Gh Gw, Gh Gw) bool: [w, parent cell, cell] cell in window w
     keypoint_index: np.ndarray  # arange(K)
     bone_index: np.ndarray  # arange(E)
     edge_parents: np.ndarray  # (E,) parent keypoint of each bone
@@ -437,20 +436,20 @@ def _decode_plan(
     levels = []
     for level in range(2, max(depth) + 1):
         ks = [c for _, c in edges if depth[c] == level]
-        radius = [window if k in has_child else tip_window for k in ks]
         levels.append(
             (
                 np.array(ks, np.intp),
                 np.array([parents[k] for k in ks], np.intp),
-                np.array(radius, np.intp),
+                np.array([0 if k in has_child else 1 for k in ks], np.intp),
             )
         )
     rows, cols = np.divmod(np.arange(gh * gw), gw)
+    apart = np.maximum(np.abs(rows[:, None] - rows), np.abs(cols[:, None] - cols))
+    windows = np.stack([apart <= window, apart <= tip_window])
     return _DecodePlan(
         np.array(first, np.intp),
         tuple(levels),
-        rows,
-        cols,
+        windows,
         np.arange(K),
         np.arange(len(edges)),
         np.array([p_ for p_, _ in edges], np.intp),
@@ -492,14 +491,11 @@ def decode(pose: np.ndarray, vect: np.ndarray, config: PPNConfig | None = None) 
     plan = _decode_plan(config.K, config.edges, config.window, config.tip_window, gh, gw)
     cells = np.empty(config.K, np.intp)  # flat cell index i * Gw + j of each keypoint
     cells[plan.global_keypoints] = flat[:, plan.global_keypoints].argmax(axis=0)
-    for keypoints_, parents_, radius in plan.levels:  # one argmax per depth, all fingers at once
-        parent = cells[parents_]
-        near = (np.abs(plan.rows[:, None] - parent // gw) <= radius) & (
-            np.abs(plan.cols[:, None] - parent % gw) <= radius
-        )  # (Gh Gw, n): the cells within the window of each keypoint's parent
+    for keypoints_, parents_, window in plan.levels:  # one argmax per depth, all fingers at once
+        near = plan.windows[window, cells[parents_]]  # (n, Gh Gw): in the window of the parent
         # scores are >= 0, so -1 never wins; ties go to the first cell in row-major order,
         # as the argmax over the window itself would
-        cells[keypoints_] = np.where(near, flat[:, keypoints_], -1.0).argmax(axis=0)
+        cells[keypoints_] = np.where(near, flat[:, keypoints_].T, -1.0).argmax(axis=1)
 
     ii, jj = np.divmod(cells, gw)
     kidx = plan.keypoint_index
