@@ -280,7 +280,8 @@ def pose_crop(
 ) -> Sample:
     """The out_size x out_size crop the pose network sees for one hand of a sample.
 
-    Without rng: exactly the app's crop (`handpose.pipeline.crop.crop_hands`):
+    Without rng: exactly the app's crop (`handpose.pipeline.crop.crop_hands`, pixels from
+    `geometry.resize_box`, the warp's up to rounding):
         q = square_crop_box(hand.box, scale), M = crop_affine(q, out_size, mirror),
     mirror = mirror_left and the hand is "left", so the network only sees right hands (the
     cropped label then says "right"). With rng (training): the side is further multiplied by
@@ -311,6 +312,8 @@ def pose_crop(
         )
     M = geometry.compose_affine(rotate, geometry.crop_affine(square, out_size, mirror))
     out = warp_sample(sample, M, out_size, hands=[target])
+    if rng is None:  # the app cuts its crops with one Pillow resize: the same pixels here
+        out.image = geometry.resize_box(sample.image, square, out_size, mirror)
     out.meta["mirrored"] = mirror
     if rng is not None and config.color is not None:
         out.image = color_jitter(out.image, config.color, rng)
