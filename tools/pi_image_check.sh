@@ -525,6 +525,19 @@ PY_VERSION=$("${CHROOT[@]}" python3 --version 2>&1 || echo "no python3")
 # shellcheck disable=SC2016  # dpkg-query's own ${...} format
 APT_VERSIONS=$("${CHROOT[@]}" dpkg-query -W -f='${Package} ${Version}\n' "${APT_PKGS[@]}" python3 python3-pip 2>/dev/null || true)
 PIP_FREEZE=$("${CHROOT[@]}" python3 -m pip freeze --disable-pip-version-check 2>/dev/null || echo "(pip not available)")
+# every TFLite runtime pip installed must load (the app falls back silently to the next one)
+if [ "$INSTALL_OK" = 1 ]; then
+    for runtime in tflite-runtime:tflite_runtime ai-edge-litert:ai_edge_litert; do
+        grep -q -i "^${runtime%%:*}==" <<<"$PIP_FREEZE" || continue
+        why=$("${CHROOT[@]}" python3 -c "import ${runtime#*:}.interpreter" 2>&1 | tail -n 1 || true)
+        version=$(grep -i "^${runtime%%:*}==" <<<"$PIP_FREEZE" | head -n 1)
+        if [ -z "$why" ]; then
+            check PASS "$version loads" "import ${runtime#*:}.interpreter"
+        else
+            check FAIL "$version loads" "$(cut -c1-220 <<<"$why")"
+        fi
+    done
+fi
 # the OS's numpy / Pillow (apt) or a pip copy that shadows them (pulled in by a pip package)
 OS_PY_MODULES=()
 for pkg in "${APT_PKGS[@]}"; do
