@@ -32,6 +32,7 @@
 #
 # Environment: PI_IMAGES (default ~/pi-images), DEBIAN_MIRROR (default http://deb.debian.org/
 # debian), RPI_ARCHIVE=auto|off (add the Raspberry Pi archive when reachable; default auto),
+# PI_CHECK_DEPS (another dependencies.json to try, default .actdk/dependencies.json),
 # RUN_TIMEOUT (s, default 3600), SIGTERM_TIMEOUT (s, default 60), INSTALL_TIMEOUT (s, 5400).
 # Logs: $PI_IMAGES/<target>-logs/<time>/ (one file per step, summary.txt).
 
@@ -103,7 +104,8 @@ APT_MARKER=.pi_image_check_apt   # the -run copy: apt done for this key
 T0=$(date +%s)
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, mount): sudo $0 $TARGET"
-[ -f "$REPO/.actdk/dependencies.json" ] || die "$REPO/.actdk/dependencies.json not found"
+DEPS_FILE=${PI_CHECK_DEPS:-$REPO/.actdk/dependencies.json}
+[ -f "$DEPS_FILE" ] || die "$DEPS_FILE not found"
 [ -d "$REPO/app" ] || die "$REPO/app not found"
 mkdir -p "$LOGS"
 
@@ -252,7 +254,7 @@ else
 fi
 
 # 2. what .actdk/dependencies.json lists for this target (top-level lists + the target's own)
-"$HOST_PY" - "$REPO/.actdk/dependencies.json" "$FIRMWARE" "$LOGS" >"$LOGS/deps-form.txt" <<'EOF' ||
+"$HOST_PY" - "$DEPS_FILE" "$FIRMWARE" "$LOGS" >"$LOGS/deps-form.txt" <<'EOF' ||
 import json, sys
 from pathlib import Path
 
@@ -286,7 +288,7 @@ for kind, items in lists.items():
     (out / f"{kind}.txt").write_text("".join(i + "\n" for i in items))
 print(" + ".join(forms))
 EOF
-    die "cannot read .actdk/dependencies.json for $FIRMWARE: $(tail -n 1 "$LOGS/deps-form.txt" 2>/dev/null)"
+    die "cannot read $DEPS_FILE for $FIRMWARE: $(tail -n 1 "$LOGS/deps-form.txt" 2>/dev/null)"
 DEPS_FORM=$(cat "$LOGS/deps-form.txt")
 mapfile -t APT_PKGS <"$LOGS/apt.txt"
 mapfile -t PIP_PKGS <"$LOGS/pip.txt"
@@ -749,7 +751,7 @@ fi
     echo "settings         $CHECK_DIR/act_settings.json from act_settings.json ($(cat "$LOGS/settings.txt"))"
     echo "source           first $FRAMES frames of app/handpose/assets/sample_clip.mp4 as PNG (decoded"
     echo "                 on the host; PyAV is not installed in the image), through the real main()"
-    echo "dependencies     .actdk/dependencies.json ($DEPS_FORM), $INSTALL_NOTE"
+    echo "dependencies     $DEPS_FILE ($DEPS_FORM), $INSTALL_NOTE"
     echo "  apt listed     ${APT_PKGS[*]:-(none)}"
     [ -z "$APT_MISSING" ] || echo "  apt missing    $APT_MISSING"
     echo "  apt added      python3-pip (the pip step needs it; the base image has no pip)"
