@@ -97,6 +97,9 @@ def test_preview_of_a_spec_writes_a_png_of_the_expected_size(tmp_path, capsys):
 
 
 def test_render_needs_a_positive_count(tmp_path, capsys):
-    code = main(["data", "render", "--out", str(tmp_path / "d"), "--count", "0"])
-    assert code == 2
-    assert "--count must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "render", "--out", str(tmp_path / "d"), "--count", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--count" in err and "must be a whole number >= 1, got 0" in err
+    assert not (tmp_path / "d").exists()

@@ -486,7 +486,7 @@ MODEL_FAULTS = {
             (d / "pose.tflite").write_text("hello"),
             _edit_json(d / "pose.json", sha256=_sha(d / "pose.tflite")),
         ),
-        r"pose\.tflite: not a valid TFLite model.*handpose convert",
+        r"pose\.tflite: not a (valid|complete) TFLite model.*handpose convert",
     ),
     "missing metadata": (
         lambda d: (d / "pose.json").unlink(),
