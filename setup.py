@@ -16,9 +16,10 @@ Extras:
 The TFLite interpreter is the one each platform has wheels for (`handpose.runner` picks it):
   ai-edge-litert  x86_64 / aarch64 Linux and arm64 macOS with Python >= 3.10 (XNNPACK int8;
                   needs numpy >= 1.23.2, takes numpy 2), e.g. bookworm arm64 (Python 3.11)
-  tflite-runtime  2.12.0 on Python 3.9 (its last manylinux2014 wheels, numpy >= 1.19.2: fits
-                  bullseye armhf's glibc 2.31 and apt numpy 1.19.5); 2.14.0 on armv7l with
-                  Python 3.10 / 3.11 (glibc >= 2.34, e.g. bookworm armhf); numpy < 2 with both
+  tflite-runtime  2.11.0 on Python 3.9 (2.12.0's armv7l wheel needs GLIBCXX_3.4.29, which
+                  bullseye armhf's libstdc++ lacks; 2.11.0 loads there with numpy 1.19.5);
+                  2.14.0 on armv7l with Python 3.10 / 3.11 (glibc >= 2.34,
+                  e.g. bookworm armhf); numpy < 2 with both
 """
 
 from setuptools import find_packages, setup
@@ -41,7 +42,7 @@ RUNTIME = [
     f"numpy<2; {TFLITE_PY39}",  # tflite-runtime is built against numpy 1.x
     f"numpy<2; {TFLITE_ARMV7}",
     f"ai-edge-litert>=2.1,<3; {LITERT}",
-    f"tflite-runtime==2.12.0; {TFLITE_PY39}",
+    f"tflite-runtime==2.11.0; {TFLITE_PY39}",
     f"tflite-runtime==2.14.0; {TFLITE_ARMV7}",
     "Pillow>=8.1,<11",  # bullseye's apt Pillow is 8.1.2; actfw-core 2.21 requires pillow<11
 ]

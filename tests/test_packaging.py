@@ -60,12 +60,12 @@ def runtime_for(env: dict[str, str]) -> dict[str, str]:
 
 #: (what, python, machine, system) -> (interpreter package, its specifier, numpy below 2?)
 TARGETS = {
-    ("bullseye armhf", "3.9", "armv7l", "Linux"): ("tflite-runtime", "==2.12.0", True),
-    ("bullseye arm64", "3.9", "aarch64", "Linux"): ("tflite-runtime", "==2.12.0", True),
+    ("bullseye armhf", "3.9", "armv7l", "Linux"): ("tflite-runtime", "==2.11.0", True),
+    ("bullseye arm64", "3.9", "aarch64", "Linux"): ("tflite-runtime", "==2.11.0", True),
     ("bookworm arm64", "3.11", "aarch64", "Linux"): ("ai-edge-litert", ">=2.1,<3", False),
     ("bookworm armhf", "3.11", "armv7l", "Linux"): ("tflite-runtime", "==2.14.0", True),
     ("dev x86_64 3.11", "3.11", "x86_64", "Linux"): ("ai-edge-litert", ">=2.1,<3", False),
-    ("dev x86_64 3.9", "3.9", "x86_64", "Linux"): ("tflite-runtime", "==2.12.0", True),
+    ("dev x86_64 3.9", "3.9", "x86_64", "Linux"): ("tflite-runtime", "==2.11.0", True),
     ("macOS arm64", "3.12", "arm64", "Darwin"): ("ai-edge-litert", ">=2.1,<3", False),
 }
 

@@ -285,7 +285,7 @@ def test_overlay_text_box_with_pillow_81s_bitmap_font():
 # ----------------------------------------------------------------- under Python 3.9 (slow)
 
 #: bullseye's apt numpy and Pillow, and the interpreter its Python 3.9 can install (setup.py)
-PY39_PACKAGES = ["numpy==1.19.5", "Pillow==8.1.2", "tflite-runtime==2.12.0", "actfw-core>=2.21,<3"]
+PY39_PACKAGES = ["numpy==1.19.5", "Pillow==8.1.2", "tflite-runtime==2.11.0", "actfw-core>=2.21,<3"]
 
 RUN_PY39 = """
 import importlib, pathlib, sys
