@@ -38,6 +38,7 @@ from handpose.faults import DEFAULT_FAILURE_LIMIT, DEFAULT_STALL_TIMEOUT, DropLo
 from handpose.pipeline.models import ModelSet, load_model_set
 from handpose.pipeline.process import HandPipeline
 from handpose.present import CommandServerSink, HdmiSink, LocalVideoSink, Presenter, Sink
+from handpose.runner import BROKEN as BROKEN_INTERPRETERS
 from handpose.runner import RUNTIME_VERSION
 from handpose.settings import AppSettings
 from handpose.tasks import (
@@ -222,6 +223,8 @@ def main() -> int:
         settings = actcast_settings(app)
         log.info("settings: %s", settings)
         log.info("TFLite interpreter: %s", RUNTIME_VERSION)
+        for broken in BROKEN_INTERPRETERS:
+            log.warning("installed TFLite interpreter that does not load (skipped): %s", broken)
         source = open_camera(settings.camera, settings)
         sinks: list[Sink] = [CommandServerSink()]
         if settings.display:

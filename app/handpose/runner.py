@@ -22,6 +22,7 @@ from handpose.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
 
+
 def _version(distribution: str) -> str:
     try:
         from importlib.metadata import version
@@ -34,23 +35,33 @@ def _version(distribution: str) -> str:
 #: preference order: ai-edge-litert (XNNPACK for int8; wheels for x86_64 / aarch64, Python >= 3.10),
 #: tflite-runtime (the only wheels for armv7l and Python 3.9, e.g. Raspberry Pi OS bullseye),
 #: TensorFlow's own interpreter last (training machines)
-try:
-    from ai_edge_litert.interpreter import Interpreter
+_CANDIDATES = (
+    ("ai-edge-litert", "ai_edge_litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime", "tflite_runtime.interpreter"),
+    ("tensorflow", "tensorflow", "tensorflow.lite.python.interpreter"),
+)
+#: interpreters that are installed but failed to load ("name: first line of the error"), e.g.
+#: a tflite-runtime wheel built for a newer libstdc++ than the OS has; start-up logs them, and
+#: the "no interpreter" error names them instead of pretending nothing is installed
+BROKEN: list[str] = []
 
-    RUNTIME = "ai-edge-litert"
-except ImportError:  # pragma: no cover - depends on what is installed
-    try:
-        from tflite_runtime.interpreter import Interpreter
 
-        RUNTIME = "tflite-runtime"
-    except ImportError:
+def _load_interpreter() -> tuple[Any, str]:
+    import importlib
+
+    for name, package, module in _CANDIDATES:
         try:
-            from tensorflow.lite.python.interpreter import Interpreter
+            return importlib.import_module(module).Interpreter, name
+        except ImportError as error:
+            if isinstance(error, ModuleNotFoundError) and error.name in (package, module):
+                continue  # not installed
+            BROKEN.append(
+                f"{name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            )
+    return None, "none"
 
-            RUNTIME = "tensorflow"
-        except ImportError:
-            Interpreter = None
-            RUNTIME = "none"
+
+Interpreter, RUNTIME = _load_interpreter()
 
 #: "name version" of the interpreter in use (logged at start-up, printed by `handpose bench`)
 RUNTIME_VERSION = f"{RUNTIME} {_version(RUNTIME if RUNTIME != 'tensorflow' else 'tensorflow-cpu')}"
@@ -59,6 +70,11 @@ RUNTIME_VERSION = f"{RUNTIME} {_version(RUNTIME if RUNTIME != 'tensorflow' else 
 def make_interpreter(model_path: str | Path, num_threads: int = 2) -> Any:
     """A TFLite interpreter with tensors allocated; `ModelFileError` if the file is no model."""
     if Interpreter is None:
+        if BROKEN:
+            raise ModelFileError(
+                f"no TFLite interpreter loads: {'; '.join(BROKEN)}; install the version "
+                "`.actdk/dependencies.json` (or setup.py) lists for this OS"
+            )
         raise ModelFileError(
             "no TFLite interpreter installed: `pip install ai-edge-litert` (x86_64 / aarch64, "
             "Python >= 3.10) or `pip install tflite-runtime` (armv7l, Python 3.9)"

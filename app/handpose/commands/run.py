@@ -20,6 +20,7 @@ from handpose.capture import CameraSource, open_source
 from handpose.errors import HandposeError
 from handpose.pipeline.models import load_model_set
 from handpose.present import HdmiSink, LocalVideoSink, Sink, sink_for_path
+from handpose.runner import BROKEN as BROKEN_INTERPRETERS
 from handpose.runner import RUNTIME_VERSION
 from handpose.settings import AppSettings
 
@@ -89,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
         RUNTIME_VERSION,
         len(sinks),
     )
+    for broken in BROKEN_INTERPRETERS:
+        log.warning("installed TFLite interpreter that does not load (skipped): %s", broken)
     build_application(settings, source, sinks, models, args.max_frames, app=app)
     start = time.perf_counter()
     app.run()
