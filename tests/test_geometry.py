@@ -256,3 +256,20 @@ def test_resize_box_outside_and_errors():
         g.resize_box(image, [5, 5, 5, 9], 16)
     with pytest.raises(ValueError):
         g.resize_box(image, [0, 0, 10, 10], 16, out=np.zeros((15, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "box", [[300.3, 200.7, 420.1, 330.2], [-20.3, 10.7, 500.1, 470.2], [80.0, 0.0, 560.0, 480.0]]
+)
+def test_resize_box_reads_frame_rows_in_place_with_the_pixels_of_a_copied_region(box):
+    """The region is decoded from the frame's rows (no copy first): the same pixels as a
+    C-contiguous copy, and as a frame that is itself a strided view."""
+    frame = np.random.default_rng(5).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    wide = np.zeros((480, 700, 3), np.uint8)
+    wide[:, 30:670] = frame
+    view = wide[:, 30:670]  # rows 700 px apart: not C-contiguous
+    region = g._region_image(frame, 7, 11, 301, 203)
+    np.testing.assert_array_equal(np.asarray(region), frame[11:203, 7:301])
+    want = g.resize_box(frame.copy(), box, 224, True)
+    np.testing.assert_array_equal(g.resize_box(frame, box, 224, True), want)
+    np.testing.assert_array_equal(g.resize_box(view, box, 224, True), want)

@@ -369,7 +369,7 @@ def resize_box(
     margin = 3 + 2 * factor  # as warp_image: the same reduce grid where the region is not clipped
     rx0, rx1 = max(int(bx0) - margin, 0), min(int(np.ceil(bx1)) + margin, width)
     ry0, ry1 = max(int(by0) - margin, 0), min(int(np.ceil(by1)) + margin, height)
-    pil = Image.fromarray(np.ascontiguousarray(image[ry0:ry1, rx0:rx1]))  # strided: 10x slower
+    pil = _region_image(image, rx0, ry0, rx1, ry1)
     if factor >= 2:
         pil = pil.reduce(factor)  # reduced px p' covers region px [p' f, (p' + 1) f)
     scaled = (
@@ -379,8 +379,20 @@ def resize_box(
         min((by1 - ry0) / factor, pil.size[1]),
     )
     resized = pil.resize((jb - ja, ib - ia), _RESAMPLE["bilinear"], box=scaled)
-    if mirror:
+    if mirror:  # Pillow's flip: 4x faster than copying a reversed numpy view into `out`
         resized = resized.transpose(_FLIP_LEFT_RIGHT)
         ja, jb = w - jb, w - ja
     out[ia:ib, ja:jb] = np.asarray(resized)
     return out
+
+
+def _region_image(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
+    """The Pillow RGB image of image[y0:y1, x0:x1] (uint8 (H, W, 3)), decoded straight from
+    the frame's rows (Pillow's raw decoder with the frame's row stride): no numpy copy of the
+    region first, which `Image.fromarray` of the strided view would make (10x slower still)."""
+    if not image.flags.c_contiguous or image.shape[2] != 3:
+        return Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    stride = image.strides[0]
+    start = y0 * stride + x0 * image.strides[1]
+    data = memoryview(image.reshape(-1))[start:]
+    return Image.frombuffer("RGB", (x1 - x0, y1 - y0), data, "raw", "RGB", stride, 1)
