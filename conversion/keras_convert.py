@@ -67,10 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--side-source",
-        choices=("pose", "detector"),
+        choices=("pose", "detector", "fused"),
         default="pose",
-        help="pose networks with a side output: which side the app reports (default pose; "
-        "choose by `handpose evaluate --models`' 'pose side' / 'det side' columns)",
+        help="pose networks with a side output: which side the app reports, the pose "
+        "network's, the detector's or the mean of their p(right) (default pose; choose by "
+        "`handpose evaluate --models`' 'side' / 'pose side' / 'det side' columns)",
     )
 
 

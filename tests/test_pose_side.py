@@ -12,6 +12,7 @@ pytest.importorskip("keras")
 
 from conversion.metadata_writer import build_metadata, save_checked  # noqa: E402
 from conversion.tflite_export import export_tflite  # noqa: E402
+from handpose.errors import ModelFileError  # noqa: E402
 from handpose.hand import Hand  # noqa: E402
 from handpose.metadata import ModelMetadata  # noqa: E402
 from handpose.pipeline.crop import crop_hands  # noqa: E402
@@ -61,3 +62,44 @@ def test_a_mirrored_crop_s_side_is_mirrored_back(tmp_path):
     (crop,) = crop_hands(frame, [detected], out_size=SIZE, mirror_left=True)
     (hand,) = estimator([crop])  # p(right) 0.02 of a mirrored crop: a right hand in the frame
     assert crop.mirrored and hand.handedness == "right"
+
+
+@pytest.mark.slow
+def test_a_fused_side_weighs_the_detector_and_the_pose_network(tmp_path):
+    meta = side_model(tmp_path, 1.0, "fp32")  # the pose network: p(right) = sigmoid(1) = 0.73
+    meta.decode["side_source"] = "fused"
+    estimator = PoseEstimator(ModelRunner(meta, num_threads=1))
+    frame = np.zeros((120, 160, 3), np.uint8)
+    box = np.array([20, 20, 80, 90], np.float32)
+
+    def side_of(detected: Hand) -> Hand:
+        (crop,) = crop_hands(frame, [detected], out_size=SIZE, mirror_left=False)
+        (hand,) = estimator([crop])
+        return hand
+
+    # a sure left from the detector (p_left 0.85 of 0.9: p(right) 0.06) outweighs a weak right
+    sure_left = Hand("left", 0.9, box, extras={"class_probability": 0.85})
+    hand = side_of(sure_left)
+    assert hand.handedness == "left" and hand.extras["fused_side"] == "left"
+    assert hand.extras["pose_side"] == "right" and hand.extras["detector_side"] == "left"
+    assert hand.extras["side_score"] == pytest.approx(1 - (0.73 + 0.0556) / 2, abs=0.02)
+    # an unsure detector (p_left 0.5 of 0.9: p(right) 0.44) leaves it to the pose network
+    unsure = Hand("left", 0.9, box, extras={"class_probability": 0.5})
+    assert side_of(unsure).handedness == "right"
+    # a tracked hand (no detector probability this frame) reports the pose network's side
+    assert side_of(Hand("left", 0.9, box)).handedness == "right"
+    meta.decode["side_source"] = "both"
+    with pytest.raises(ModelFileError, match=r"side_source must be one of .*'fused'.*handpose co"):
+        PoseEstimator(ModelRunner(meta, num_threads=1))
+
+
+def test_the_detector_s_p_right_comes_from_its_class_probability():
+    from handpose.pipeline.pose import SIDE_SOURCES, detector_p_right
+
+    assert SIDE_SOURCES == ("pose", "detector", "fused")
+    box = np.zeros(4, np.float32)
+    assert detector_p_right(Hand("right", 0.8, box)) is None  # tracked: nothing to fuse
+    right = Hand("right", 0.8, box, extras={"class_probability": 0.6})  # p_right 0.6 of 0.8
+    assert detector_p_right(right) == pytest.approx(0.75)
+    assert detector_p_right(right.replace(handedness="left")) == pytest.approx(0.25)
+    assert detector_p_right(Hand("hand", 0.8, box, extras={"class_probability": 0.8})) is None

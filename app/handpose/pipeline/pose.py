@@ -9,9 +9,11 @@ the bone directions; for a mirrored crop x is negated (x -> -x) to undo the mirr
 Pose models whose metadata says `decode.mirror_left = false` see every crop unmirrored, so a wrong
 detector side cannot scramble the fingers. A `side` output (`decode.side_output`) is p(right
 hand) of the crop: its side goes to `extras["pose_side"]` (confidence `extras["side_score"]`,
-the detector's side kept in `extras["detector_side"]`), and `decode.side_source` ("pose", the
-default, or "detector": whichever was measured more accurate when the model was converted) says
-which of the two the hand reports.
+the detector's side kept in `extras["detector_side"]`), and `decode.side_source` says which side
+the hand reports, whichever was measured more accurate when the model was converted: "pose" (the
+default), "detector", or "fused": the mean of the two networks' p(right), the detector's read
+from its class probabilities (p_right / (p_left + p_right)); a hand the detector did not see
+this frame (the tracker's prediction) has no detector probability and reports the pose side.
 """
 
 from __future__ import annotations
@@ -24,6 +26,19 @@ from handpose.errors import ModelFileError
 from handpose.hand import Hand
 from handpose.pipeline.crop import Crop
 from handpose.runner import ModelRunner
+
+#: what `decode.side_source` may say (see the module docstring)
+SIDE_SOURCES = ("pose", "detector", "fused")
+
+
+def detector_p_right(hand: Hand) -> float | None:
+    """The detector's p(right) of a detected hand from its class probability, None when the
+    hand carries none (a tracked hand, or a detector without left/right classes)."""
+    p_label = hand.extras.get("class_probability")
+    if p_label is None or hand.handedness not in ("left", "right") or hand.score <= 0:
+        return None
+    share = min(max(float(p_label) / float(hand.score), 0.0), 1.0)  # p_label / (p_l + p_r)
+    return share if hand.handedness == "right" else 1.0 - share
 
 
 class PoseEstimator:
@@ -47,9 +62,9 @@ class PoseEstimator:
         self.mirror_left = bool(decode.get("mirror_left", True))
         self.side_output = decode.get("side_output")
         self.side_source = str(decode.get("side_source", "pose"))
-        if self.side_source not in ("pose", "detector"):
+        if self.side_source not in SIDE_SOURCES:
             raise ModelFileError(
-                f"{runner.metadata.path}: decode.side_source must be 'pose' or 'detector', got "
+                f"{runner.metadata.path}: decode.side_source must be one of {SIDE_SOURCES}, got "
                 f"{self.side_source!r}; re-create it with `handpose convert`"
             )
         if self.side_output is not None and self.side_output not in runner.metadata.outputs:
@@ -90,6 +105,11 @@ class PoseEstimator:
                 detector_side=hand.handedness,
             )
             reported = side if self.side_source == "pose" else hand.handedness
+            if self.side_source == "fused":
+                p_detector = detector_p_right(hand)
+                p_fused = p_right if p_detector is None else (p_right + p_detector) / 2.0
+                reported = "right" if p_fused >= 0.5 else "left"
+                extras.update(fused_side=reported, side_score=max(p_fused, 1.0 - p_fused))
             hand = hand.replace(handedness=reported, extras=extras)
         return hand.replace(keypoints=points, keypoint_scores=np.asarray(scores), joints_3d=joints)
 

@@ -39,7 +39,7 @@ class HandPipeline:
         self.detector, self.cropper, self.pose = build_stages(models, settings, crop_depth=1)
         pose_sides = (
             getattr(self.pose, "side_output", None) is not None
-            and getattr(self.pose, "side_source", "pose") == "pose"
+            and getattr(self.pose, "side_source", "pose") in ("pose", "fused")
         )
         self.tracker = HandTracker.from_settings(settings, pose_sides) if stream else None
         self.post = (
