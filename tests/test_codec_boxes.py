@@ -67,6 +67,31 @@ def test_box_iou():
     assert B.box_iou(np.zeros((0, 4)), b).shape == (0, 3)
 
 
+_coord = st.floats(-50.0, 700.0, width=32)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_coord, min_size=8, max_size=8), st.booleans())
+def test_iou_of_one_pair_is_box_iou_to_the_bit(coords, shared_corner):
+    """`iou` does box_iou's float64 arithmetic on Python floats: the same number exactly, for
+    inverted, empty and touching boxes too."""
+    a, b = np.array(coords[:4], np.float32), np.array(coords[4:], np.float32)
+    if shared_corner:
+        b[:2] = a[2:]
+    assert B.iou(a, b) == float(B.box_iou(a, b)[0, 0])
+    assert B.iou(a, a) == float(B.box_iou(a, a)[0, 0])
+
+
+def test_iou_of_non_finite_boxes_is_box_iou():
+    a = np.array([0.0, np.nan, 10.0, 10.0], np.float32)
+    b = np.array([0.0, 0.0, np.inf, 10.0], np.float32)
+    for first, second in ((a, b), (b, a), (b, b)):
+        with np.errstate(invalid="ignore"):  # inf - inf in box_iou
+            want = float(B.box_iou(first, second)[0, 0])
+            got = B.iou(first, second)
+        assert got == want or (np.isnan(got) and np.isnan(want))
+
+
 def test_nms():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10]], float)
     scores = np.array([0.9, 0.8, 0.7, 0.95])

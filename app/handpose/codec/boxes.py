@@ -31,6 +31,7 @@ probabilities or decoded box are not finite is dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -181,8 +182,19 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boxes [x0, y0, x1, y1] (`box_iou` of one pair)."""
-    return float(box_iou(a, b)[0, 0])
+    """IoU of two boxes [x0, y0, x1, y1]: `box_iou` of one pair, the same float64 operations in
+    the same order on Python floats (the trackers call it per pair and frame; numpy's per-call
+    overhead made it 10x slower). Non-finite boxes go through `box_iou`."""
+    first = np.asarray(a, np.float64).reshape(-1).tolist()
+    second = np.asarray(b, np.float64).reshape(-1).tolist()
+    if len(first) != 4 or len(second) != 4 or not math.isfinite(sum(first) + sum(second)):
+        return float(box_iou(a, b)[0, 0])
+    ax0, ay0, ax1, ay1 = first
+    bx0, by0, bx1, by1 = second
+    inter = max(min(ax1, bx1) - max(ax0, bx0), 0.0) * max(min(ay1, by1) - max(ay0, by0), 0.0)
+    union = max(ax1 - ax0, 0.0) * max(ay1 - ay0, 0.0) + max(bx1 - bx0, 0.0) * max(by1 - by0, 0.0)
+    union -= inter
+    return inter / union if union > 0 else 0.0
 
 
 def non_maximum_suppression(
