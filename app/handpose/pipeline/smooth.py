@@ -66,11 +66,16 @@ class OneEuroFilter:
             self._x, self._dx, self._t = x, np.zeros_like(x), t
             return x.copy()
         assert self._dx is not None
+        # the formulas of the module docstring with the operations of `smoothing_factor` and
+        # `np.linalg.norm` written out in the same order (the same floats), without their
+        # per-call overhead: the smoother runs 3 filters per hand and frame
         dx = (x - self._x) / dt
-        self._dx = self._dx + smoothing_factor(dt, self.d_cutoff) * (dx - self._dx)
-        speed = np.linalg.norm(self._dx, axis=-1, keepdims=True) / max(scale, 1e-9)
-        a = smoothing_factor(dt, self.min_cutoff + self.beta * speed)
-        self._x = self._x + a * (x - self._x)
+        r = 2.0 * math.pi * self.d_cutoff * dt  # a(d_cutoff), a Python float
+        self._dx = self._dx + r / (r + 1.0) * (dx - self._dx)
+        speed = np.sqrt(np.add.reduce(self._dx * self._dx, axis=-1, keepdims=True))
+        speed /= max(scale, 1e-9)
+        r_c = 2.0 * math.pi * (self.min_cutoff + self.beta * speed) * dt
+        self._x = self._x + r_c / (r_c + 1.0) * (x - self._x)
         self._t = t
         return self._x.copy()
 
@@ -121,9 +126,11 @@ class HandSmoother:
             else:
                 filters = entry[0]
             self._filters[hand.track_id] = (filters, timestamp)
-            corners = hand.box.astype(np.float64).reshape(2, 2)
-            centre_size = np.stack([corners.mean(axis=0), corners[1] - corners[0]])
-            size = float(max(centre_size[1].max(), 1.0))
+            box = hand.box.astype(np.float64)
+            centre_size = np.empty((2, 2))
+            centre_size[0] = (box[:2] + box[2:]) / 2.0  # the corners' mean, same floats
+            centre_size[1] = box[2:] - box[:2]
+            size = max(float(centre_size[1].max()), 1.0)
             centre, extent = filters["box"](centre_size, timestamp, size)
             changes: dict = {"box": np.concatenate([centre - extent / 2, centre + extent / 2])}
             if hand.keypoints is not None:
