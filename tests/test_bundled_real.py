@@ -1,9 +1,19 @@
 """The bundled models on real photographs (`../shared/data/real_hands`, test splits only).
 
-A guard for re-bundling: the rendered-only models bundled before found 0-34 % of these hands
-(recall at the app's threshold) with AP@0.5 0.04-0.34 on the same 40 images per set; the
-real-photo models find 71-78 % with AP 0.82-0.88 (model card: the full test splits). The
-bounds below sit well under the bundled models and far above the rendered-only ones.
+A guard for re-bundling: the first 40 test images of each set with human boxes, recall at the
+app's threshold, AP@0.5 and false boxes per 100 images. Measured on these images (int8):
+
+| set | bundled (ImageNet, 2026-12-03) recall / AP / false | bundled before (2026-11-26) |
+|---|---|---|
+| subhih | 0.878 / 0.997 / 0.0 | 0.683 / 0.810 / 10.0 |
+| hand_gestures | 0.927 / 0.944 / 0.0 | 0.707 / 0.821 / 2.5 |
+| asl_letters | 0.900 / 0.970 / 2.5 | 0.775 / 0.860 / 0.0 |
+| glove_or_bare_hand | 1.000 / 0.999 / 2.5 | 0.825 / 0.870 / 7.5 |
+| gloves_annotated (small, gloved) | 0.658 / 0.820 / 2.5 | 0.000 / 0.001 / 2.5 |
+
+The bounds sit a few points under the bundled models and above the models bundled before on
+every set (each row fails them on recall and AP). The full test splits with MediaPipe beside
+them: the model card.
 """
 
 from __future__ import annotations
@@ -18,20 +28,26 @@ from models.data.spec import open_dataset
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_hands"
 
+#: set -> (spec, least recall, least AP@0.5); at most 5 false boxes per 100 images everywhere
 SETS = {
-    "subhih": f"voc:{REAL / 'subhih_hands'}?limit=40",
-    "hand_gestures": f"yolo:{REAL / 'hand_gestures'}?limit=40",
-    "asl_letters": f"yolo:{REAL / 'asl_letters'}?limit=40",
+    "subhih": (f"voc:{REAL / 'subhih_hands'}?limit=40", 0.80, 0.93),
+    "hand_gestures": (f"yolo:{REAL / 'hand_gestures'}?limit=40", 0.85, 0.90),
+    "asl_letters": (f"yolo:{REAL / 'asl_letters'}?limit=40", 0.85, 0.92),
+    "glove_or_bare_hand": (f"yolo:{REAL / 'glove_or_bare_hand'}?limit=40", 0.92, 0.95),
+    "gloves_annotated": (f"yolo:{REAL / 'gloves_annotated'}?limit=40", 0.55, 0.70),
 }
+MAX_FALSE_PER_100 = 5.0
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"real photos not found at {REAL}")
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_bundled_models_find_real_hands(name):
-    dataset = open_dataset(SETS[name], split="test")
+    spec, least_recall, least_ap = SETS[name]
+    dataset = open_dataset(spec, split="test")
     samples = [dataset[i] for i in range(len(dataset))]
     assert len(samples) == 40 and all(s.hands for s in samples)
     predictions, threshold = compare.run_models(str(DEFAULT_MODELS_DIR), samples, threads=1)
     row = compare.score_set([s.hands for s in samples], predictions, threshold, iou=0.5)
-    assert row["recall"] >= 0.55, row
-    assert row["ap50"] >= 0.65, row
+    assert row["recall"] >= least_recall, row
+    assert row["ap50"] >= least_ap, row
+    assert row["false_per_100"] <= MAX_FALSE_PER_100, row
