@@ -82,6 +82,32 @@ def test_iou_of_one_pair_is_box_iou_to_the_bit(coords, shared_corner):
     assert B.iou(a, a) == float(B.box_iou(a, a)[0, 0])
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(_coord, min_size=4, max_size=4), min_size=0, max_size=16),
+    st.floats(0.0, 1.0),
+    st.integers(0, 20),
+)
+def test_nms_of_few_boxes_on_python_floats_keeps_what_the_iou_matrix_keeps(
+    coords, threshold, limit
+):
+    """Up to _PYTHON_NMS_MAX boxes NMS walks them on Python floats: the same indices as the
+    IoU-matrix path, ties and the limit included."""
+    rng = np.random.default_rng(len(coords))
+    boxes = np.array(coords, np.float32).reshape(-1, 4)
+    boxes[:, 2:] = boxes[:, :2] + np.abs(boxes[:, 2:] - boxes[:, :2]) / 4  # overlapping boxes
+    scores = rng.choice([0.5, 0.7, 0.9], len(boxes))  # ties
+    fast = B.non_maximum_suppression(boxes, scores, threshold, limit)
+    saved = B._PYTHON_NMS_MAX
+    B._PYTHON_NMS_MAX = -1
+    try:
+        matrix = B.non_maximum_suppression(boxes, scores, threshold, limit)
+    finally:
+        B._PYTHON_NMS_MAX = saved
+    np.testing.assert_array_equal(fast, matrix)
+    assert fast.dtype == np.int64
+
+
 def test_iou_of_non_finite_boxes_is_box_iou():
     a = np.array([0.0, np.nan, 10.0, 10.0], np.float32)
     b = np.array([0.0, 0.0, np.inf, 10.0], np.float32)

@@ -47,6 +47,8 @@ _MAX_LOG_RATIO = 8.0
 
 #: NMS over at most this many boxes works on their IoU matrix (`non_maximum_suppression`)
 _MATRIX_NMS_MAX = 256
+#: NMS over at most this many finite boxes runs greedy on Python floats
+_PYTHON_NMS_MAX = 16
 
 #: slack (logit units) of the logit pre-filter in `decode`, far above float32 rounding
 _PREFILTER_SLACK = 0.01
@@ -189,6 +191,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     second = np.asarray(b, np.float64).reshape(-1).tolist()
     if len(first) != 4 or len(second) != 4 or not math.isfinite(sum(first) + sum(second)):
         return float(box_iou(a, b)[0, 0])
+    return _iou_floats(first, second)
+
+
+def _iou_floats(first: Sequence[float], second: Sequence[float]) -> float:
+    """`box_iou` of two finite boxes given as 4 Python floats, its operations in its order."""
     ax0, ay0, ax1, ay1 = first
     bx0, by0, bx1, by1 = second
     inter = max(min(ax1, bx1) - max(ax0, bx0), 0.0) * max(min(ay1, by1) - max(ay0, by0), 0.0)
@@ -208,11 +215,13 @@ def non_maximum_suppression(
     Walk the boxes by decreasing score; keep a box unless its IoU with an already kept box is
     > iou_threshold. Ties in score keep the lower index first. Stops after `limit` boxes.
 
-    Up to `_MATRIX_NMS_MAX` boxes (a detector's candidates after the score threshold) it works
-    on the IoU matrix of the sorted boxes: over[i, j] = IoU > threshold for i before j, and
-    keep[j] = no kept i with over[i, j], iterated from keep = all until it does not change
-    (position j is settled once every position before it is, so it ends with greedy's answer
-    after at most n rounds, in practice 2 or 3). More boxes: greedy, one IoU row per kept box.
+    Up to `_PYTHON_NMS_MAX` finite boxes (a detector's candidates after the score threshold,
+    1 to 8 on the sample clip) it is that walk on Python floats (`_iou_floats`, the arithmetic
+    of `box_iou`). Up to `_MATRIX_NMS_MAX` boxes it works on the IoU matrix of the sorted
+    boxes: over[i, j] = IoU > threshold for i before j, and keep[j] = no kept i with over[i, j],
+    iterated from keep = all until it does not change (position j is settled once every
+    position before it is, so it ends with greedy's answer after at most n rounds, in practice
+    2 or 3). More boxes: greedy, one IoU row per kept box.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
@@ -220,6 +229,17 @@ def non_maximum_suppression(
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
     order = np.argsort(-scores, kind="stable")
     count = len(order) if limit is None else max(int(limit), 0)
+    if len(order) <= _PYTHON_NMS_MAX and np.isfinite(boxes).all():
+        # a detector's few candidates: greedy on Python floats (`_iou_floats`, box_iou's
+        # arithmetic), 4x faster than the numpy matrix for so few boxes; the same boxes kept
+        ordered = boxes[order].tolist()
+        kept: list[int] = []
+        for i, box in enumerate(ordered):
+            if len(kept) >= count:
+                break
+            if all(_iou_floats(ordered[k], box) <= iou_threshold for k in kept):
+                kept.append(i)
+        return order[kept].astype(np.int64)
     if len(order) <= _MATRIX_NMS_MAX:
         ordered = boxes[order]
         over = np.triu(~(box_iou(ordered, ordered) <= iou_threshold), 1)  # NaN IoU suppresses
