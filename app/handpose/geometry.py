@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import PIL
 from PIL import Image
 
 Box = np.ndarray  # (4,) [x0, y0, x1, y1]
@@ -386,11 +387,17 @@ def resize_box(
     return out
 
 
+#: Pillow >= 10 decodes from a memoryview of the frame; older ones want read-only bytes
+_FROMBUFFER_VIEWS = int(PIL.__version__.split(".")[0]) >= 10
+
+
 def _region_image(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
     """The Pillow RGB image of image[y0:y1, x0:x1] (uint8 (H, W, 3)), decoded straight from
     the frame's rows (Pillow's raw decoder with the frame's row stride): no numpy copy of the
-    region first, which `Image.fromarray` of the strided view would make (10x slower still)."""
-    if not image.flags.c_contiguous or image.shape[2] != 3:
+    region first, which `Image.fromarray` of the strided view would make (10x slower still).
+    Pillow before 10 (bullseye's 8.1.2, bookworm's 9.4.0) takes only read-only bytes there, so
+    it gets the copy."""
+    if not _FROMBUFFER_VIEWS or not image.flags.c_contiguous or image.shape[2] != 3:
         return Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
     stride = image.strides[0]
     start = y0 * stride + x0 * image.strides[1]
