@@ -68,3 +68,20 @@ def test_mirror_3d_and_2d():
     flipped = geometry.apply_affine(points, geometry.crop_affine(box, 224, mirror=True))
     np.testing.assert_allclose(s3.mirror_x_2d(plain, 224), flipped)
     assert s3.mirror_x_2d(points, 100) is not points
+
+
+def test_joints_summed_along_the_fingers_equal_the_depth_steps_to_the_bit(monkeypatch):
+    """The running sum along each finger (`_CHAINS`) adds the same floats in the same order as
+    the step per depth it replaced: equal bits, the sign of zeros included."""
+    assert s3._CHAINS is not None  # the hand: five chains of four bones
+    rng = np.random.default_rng(8)
+    directions = rng.normal(0.0, 1.0, (50, 20, 3))
+    directions[::5, 3] = 0.0
+    directions[1::5, 7, 0] = -0.0
+    directions[2::5, 11, 1] = np.nan
+    fast = [s3.joints_from_directions(d) for d in directions]
+    monkeypatch.setattr(s3, "_CHAINS", None)
+    for i, d in enumerate(directions):
+        got, want = fast[i], s3.joints_from_directions(d)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

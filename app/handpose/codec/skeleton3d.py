@@ -21,7 +21,8 @@ def normalize(vectors: np.ndarray, eps: float = 1e-9) -> np.ndarray:
     v = np.where(np.isfinite(v).all(axis=-1, keepdims=True), v, 0.0)
     scale = np.abs(v).max(axis=-1, keepdims=True)
     u = v / np.where(scale > 0, scale, 1.0)
-    unit_norm = np.linalg.norm(u, axis=-1, keepdims=True)  # in [1, sqrt(3)] unless zero
+    # |u|, np.linalg.norm's operations without its wrapper: in [1, sqrt(3)] unless zero
+    unit_norm = np.sqrt(np.add.reduce(u * u, axis=-1, keepdims=True))
     with np.errstate(over="ignore"):
         norm = scale * unit_norm  # |v|, inf when it overflows (still > eps)
     return np.where(norm > eps, u / np.where(unit_norm > 0, unit_norm, 1.0), 0.0)
@@ -45,6 +46,13 @@ def joints_from_directions(
         raise ValueError(f"bone_lengths must have shape ({NUM_BONES},), got {lengths.shape}")
     bones = lengths[:, None] * d
     joints = np.zeros((NUM_KEYPOINTS, 3))
+    if _CHAINS is not None:  # every finger a chain from the wrist: one running sum along each
+        chain_edges, chain_joints = _CHAINS
+        steps = np.zeros((len(chain_edges), chain_edges.shape[1] + 1, 3))
+        steps[:, 1:] = bones[chain_edges]
+        # 0 + b_0, (0 + b_0) + b_1, ...: the parent-plus-bone sums below, in the same order
+        joints[chain_joints] = np.add.accumulate(steps, axis=1)[:, 1:]
+        return joints.astype(np.float32)
     for children, parents, edges in _DEPTH_LEVELS:  # one step per depth, every finger at once
         joints[children] = joints[parents] + bones[edges]
     return joints.astype(np.float32)
@@ -70,6 +78,32 @@ def _depth_levels() -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
 
 
 _DEPTH_LEVELS = _depth_levels()
+
+
+def _chains() -> tuple[np.ndarray, np.ndarray] | None:
+    """The skeleton as chains from the root, when it is one (the hand: five fingers of four
+    bones): (edges (F, L), joints (F, L)), edges[f, i] the i-th bone of chain f from the root and
+    joints[f, i] its child; None for other trees."""
+    children: dict[int, list[int]] = {}
+    for e, (parent, _) in enumerate(EDGES):
+        children.setdefault(parent, []).append(e)
+    root = EDGES[0][0]
+    chains = []
+    for first in children.get(root, []):
+        chain = [first]
+        while len(children.get(EDGES[chain[-1]][1], [])) == 1:
+            chain.append(children[EDGES[chain[-1]][1]][0])
+        if children.get(EDGES[chain[-1]][1]):  # a branch inside a finger
+            return None
+        chains.append(chain)
+    if len({len(c) for c in chains}) != 1 or sum(map(len, chains)) != NUM_BONES:
+        return None
+    edges = np.array(chains, np.intp)
+    joints = np.array([[EDGES[e][1] for e in chain] for chain in chains], np.intp)
+    return edges, joints
+
+
+_CHAINS = _chains()
 
 
 def bone_directions(joints_3d: np.ndarray) -> np.ndarray:
