@@ -551,6 +551,26 @@ def test_run_with_a_truncated_model_exits_2_with_one_line(tmp_path, clip):
     assert "Traceback" not in result.stderr
 
 
+def test_a_run_where_every_frame_is_dropped_is_an_error_not_a_success(tmp_path):
+    """A short source can end before `limit` failures in a row stop the app: a run that
+    processed nothing but dropped frames exits 1 naming the drops (a corrupt frame among good
+    ones is only counted, as the tests above show)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(b"not a png")
+    result = subprocess.run(
+        [sys.executable, "-m", "handpose.cli", "run", "--source", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "error" in line]
+    assert "every frame was dropped (3 frames dropped (3 unreadable image file))" in line
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
 # ----------------------------------------------------------------------- settings at start-up
 
 

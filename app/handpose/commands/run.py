@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -111,5 +112,13 @@ def main(args: argparse.Namespace) -> int:
     if app.error is not None:
         if isinstance(app.error, HandposeError):
             raise app.error
+        return 1
+    if frames == 0 and app.drops.total > 0:  # a short file ends before the failure limit
+        print(
+            f"handpose run: error: every frame was dropped ({app.drops.summary()}); "
+            "the log above names the failing step",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return 0
