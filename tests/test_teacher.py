@@ -36,16 +36,20 @@ def human(box, side="hand") -> Hand:
 
 
 def teacher(box, side="right", score=0.9, presence=0.95, handedness=0.9, keypoints=True) -> Hand:
-    """A teacher hand: keypoints on the diagonal of `box` (MediaPipe-like extras)."""
+    """A teacher hand: keypoints on the diagonal of `box`, 3D joints rising along z (mm,
+    wrist-relative), MediaPipe-like extras."""
     x0, y0, x1, y1 = box
     points = np.linspace([x0, y0], [x1, y1], 21) if keypoints else None
+    joints = None
+    if points is not None:
+        joints = np.column_stack([points - points[0], np.arange(21.0) * 5]).astype(np.float32)
     return Hand(
         side,
         score,
         box,
         keypoints=points,
         keypoint_scores=None if points is None else np.full(21, presence),
-        joints_3d=None if points is None else np.zeros((21, 3)),
+        joints_3d=joints,
         extras={"presence": presence, "handedness_score": handedness},
     )
 
@@ -90,7 +94,8 @@ def test_label_boxes_keeps_human_box_with_teacher_keypoints_and_side():
     expected = np.ones(21, np.float32)
     expected[0] = 0.0  # visibility: outside the image
     np.testing.assert_array_equal(label.keypoint_scores, expected)
-    assert label.score == 1.0 and label.joints_3d is None
+    assert label.score == 1.0
+    np.testing.assert_array_equal(label.joints_3d, taught.joints_3d)  # the 3D teaches `vect`
     assert counts(stats) == {"boxes": 1, "keypoints": 1}
 
 
@@ -267,7 +272,7 @@ def test_teacher_command_on_a_voc_set(tmp_path, capsys):
     (a,) = records[0]["hands"]
     assert a["handedness"] == "right" and a["box"] == [100.0, 60.0, 190.0, 140.0]
     assert len(a["keypoints"]) == 21 and all(k[2] == 1.0 for k in a["keypoints"])
-    assert "joints_3d" not in a
+    assert len(a["joints_3d"]) == 21 and a["joints_3d"][0] == [0.0, 0.0, 0.0]  # wrist-relative
     (b,) = records[1]["hands"]
     assert b == {"handedness": "left", "score": 1.0, "box": [20.0, 20.0, 60.0, 70.0]}
     dataset = HandposeDataset(out / "test")
@@ -287,6 +292,9 @@ def test_mirror_hands_puts_a_mirrored_image_s_hand_back_and_swaps_its_side():
     assert once.handedness == "right"
     np.testing.assert_allclose(once.box, [60, 20, 90, 60])
     np.testing.assert_allclose(once.keypoints[0], [WIDTH - 10, 20])
+    np.testing.assert_allclose(back.joints_3d, hand.joints_3d)
+    np.testing.assert_allclose(once.joints_3d[:, 0], -hand.joints_3d[:, 0])  # x mirrored
+    np.testing.assert_allclose(once.joints_3d[:, 1:], hand.joints_3d[:, 1:])
 
 
 def test_consensus_averages_agreeing_teachers_and_marks_disagreement():
@@ -296,6 +304,9 @@ def test_consensus_averages_agreeing_teachers_and_marks_disagreement():
     (agreed,) = consensus([main], [[near]], 0.3, 0.1)
     assert not agreed.extras.get("inconsistent")
     np.testing.assert_allclose(agreed.keypoints, (main.keypoints + near.keypoints) / 2)
+    tilted = near.replace(joints_3d=near.joints_3d * np.array([1, 1, 3], np.float32))
+    (agreed_3d,) = consensus([main], [[tilted]], 0.3, 0.1)
+    np.testing.assert_allclose(agreed_3d.joints_3d, (main.joints_3d + tilted.joints_3d) / 2)
     assert keypoint_nme(main.keypoints, near.keypoints) == pytest.approx(0.05)
     for other in ([far], [teacher((12, 10, 52, 50), side="left")], []):
         (checked,) = consensus([main], [other], 0.3, 0.1)

@@ -66,9 +66,11 @@ def label_confidence(hand: Hand) -> float:
     return min(float(hand.score), *(float(v) for v in extras))
 
 
-def as_label(hand: Hand, width: int, height: int) -> Hand:
+def as_label(hand: Hand, width: int, height: int, with_3d: bool = False) -> Hand:
     """The dataset label of a teacher's hand: score 1, visibility 1 inside the frame, 0 outside,
-    box clipped to the frame, no 3D (see module docstring)."""
+    box clipped to the frame; no 3D (see module docstring) unless `with_3d`: then the teacher's
+    wrist-relative joints, whose bone directions are what training reads (`handpose data
+    teacher`)."""
     assert hand.keypoints is not None
     x, y = hand.keypoints[:, 0], hand.keypoints[:, 1]
     visible = (x >= 0) & (x < width) & (y >= 0) & (y < height)
@@ -79,6 +81,7 @@ def as_label(hand: Hand, width: int, height: int) -> Hand:
         box,
         keypoints=hand.keypoints,
         keypoint_scores=visible.astype(np.float32),
+        joints_3d=hand.joints_3d if with_3d else None,
     )
 
 

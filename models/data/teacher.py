@@ -11,7 +11,9 @@ teacher's are its keypoints' box, so the default is loose: 0.3). Per human box:
 
 - matched, teacher confident (>= `--min-score`, `autolabel.label_confidence`) and its side
   agreeing with the box's class side where the class map gives one: the label is the HUMAN box
-  with the teacher's 21 keypoints (visibility 1 inside the image) and the teacher's side;
+  with the teacher's 21 keypoints (visibility 1 inside the image), its side and its 3D joints
+  (MediaPipe's world landmarks turned into the frame's axes, wrist-relative mm: training reads
+  only their bone directions, which is what the pose network's `vect` output learns);
 - otherwise (teacher missed it, was doubtful, or disagreed on the side): the human box alone,
   side as the class map says ("hand" = unknown), counted as missed / doubtful / side
   disagreement. The box still teaches the detector that a hand is there; the teacher's
@@ -111,7 +113,7 @@ def label_boxes(
         elif box.handedness in ("left", "right") and teacher[j].handedness != box.handedness:
             stats.side_disagree += 1
         else:
-            taught = as_label(teacher[j], width, height)
+            taught = as_label(teacher[j], width, height, with_3d=True)
             label = taught.replace(box=box.box)
             stats.keypoints += 1
         labels.append(label)
@@ -141,7 +143,7 @@ def label_unboxed(
         stats.side_disagree += 1
         return None
     stats.keypoints += 1
-    return [as_label(confident[0], width, height)]
+    return [as_label(confident[0], width, height, with_3d=True)]
 
 
 def mirror_hands(hands: list[Hand], width: int) -> list[Hand]:
@@ -155,11 +157,15 @@ def mirror_hands(hands: list[Hand], width: int) -> list[Hand]:
         if h.keypoints is not None:
             kp = h.keypoints.copy()
             kp[:, 0] = width - kp[:, 0]
+        joints = None
+        if h.joints_3d is not None:  # camera axes: the mirror negates x
+            joints = h.joints_3d * np.array([-1.0, 1.0, 1.0], np.float32)
         out.append(
             h.replace(
                 handedness=swap.get(h.handedness, h.handedness),
                 box=np.array([width - x1, y0, width - x0, y1], np.float32),
                 keypoints=kp,
+                joints_3d=joints,
             )
         )
     return out
@@ -177,14 +183,15 @@ def consensus(
     """The teacher's hands, each checked against every list of `others` (the teacher on the
     mirrored image, a second teacher): where each has a hand of the same side at IoU >= `iou`
     whose keypoints lie within `max_nme` (`keypoint_nme`), the keypoints become the mean of
-    all of them; otherwise the hand is marked `extras["inconsistent"]` (its keypoints are then
-    not used as labels)."""
+    all of them (and the 3D joints the mean of theirs, where every one has them); otherwise the
+    hand is marked `extras["inconsistent"]` (its keypoints are then not used as labels)."""
     out = []
     for hand in teacher:
         if hand.keypoints is None or not others:
             out.append(hand)
             continue
         agreeing = [hand.keypoints]
+        joints = [hand.joints_3d]
         for candidates in others:
             pairs = dict(match_teacher([hand], candidates, iou))
             other = candidates[pairs[0]] if 0 in pairs else None
@@ -196,9 +203,13 @@ def consensus(
             ):
                 break
             agreeing.append(other.keypoints)
+            joints.append(other.joints_3d)
         else:
             mean = np.mean(np.stack(agreeing), axis=0).astype(np.float32)
-            out.append(hand.replace(keypoints=mean))
+            mean_3d = hand.joints_3d
+            if all(j is not None for j in joints):
+                mean_3d = np.mean(np.stack(joints), axis=0).astype(np.float32)
+            out.append(hand.replace(keypoints=mean, joints_3d=mean_3d))
             continue
         extras = dict(hand.extras, inconsistent=True)
         out.append(hand.replace(extras=extras))
