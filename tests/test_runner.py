@@ -41,3 +41,23 @@ def test_runner_adds_up_its_invokes():
     assert runner.invokes == 3
     assert 0 < runner.invoke_seconds <= elapsed  # invokes only: feeding and reading are not in it
     assert runner.invoke_cpu_seconds > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "quant,raw",
+    [((1.0, 0), True), ((1.0000001192092896, 0), True), ((1.7, 3), False), ((0.5, -20), False)],
+)
+def test_pixels_fed_as_they_are_or_by_table_are_what_the_arithmetic_gives(quant, raw):
+    """Quantized uint8 inputs: a scale within float32 rounding of 1 maps every pixel value to
+    itself (fed as it is), any other goes through the table of the 256 values; both feed the
+    interpreter exactly what clip(round(x / scale + zero)) gives."""
+    runner = ModelRunner(ModelMetadata.load(app_models_dir() / "pose.json"), num_threads=1)
+    runner._input_quant = quant
+    runner._choose_input_path()
+    assert runner._raw_input is raw and runner._table is not None
+    image = np.random.default_rng(1).integers(0, 256, (*runner.input_size, 3), dtype=np.uint8)
+    runner.run(image)
+    fed = runner.interpreter.get_tensor(runner._input_index)[0]
+    want = np.clip(np.round(image.astype(np.float32) / quant[0] + quant[1]), 0, 255)
+    np.testing.assert_array_equal(fed, want.astype(np.uint8))
