@@ -83,9 +83,7 @@ def test_predict_checks_out_before_inference(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_write_failing_mid_run_stops_the_run_and_keeps_what_was_written(
-    tmp_path, monkeypatch
-):
+def test_a_write_failing_mid_run_stops_the_run_and_keeps_what_was_written(tmp_path, monkeypatch):
     """Disk full after 3 overlay frames: the app stops with an OutputError naming the file,
     the frames written before stay, and no frame after the failure is presented."""
     settings = AppSettings(num_threads=1)

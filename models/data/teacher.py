@@ -281,13 +281,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="least IoU of a human box and a teacher hand to match (0.3)")  # fmt: skip
     p.add_argument("--min-score", type=float, default=0.5, metavar="S",
                    help="least teacher confidence for its keypoints to be kept (0.5)")  # fmt: skip
-    p.add_argument("--flip", action="store_true",
-                   help="also label the mirrored image; keep keypoints only where both agree")
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="also label the mirrored image; keep keypoints only where both agree",
+    )
     p.add_argument("--check-models", type=Path, nargs="*", default=[], metavar="DIR",
                    help="more teacher model folders (e.g. MediaPipe lite); keep keypoints only "
                         "where every one agrees")  # fmt: skip
-    p.add_argument("--max-nme", type=float, default=0.1, metavar="E",
-                   help="agreement: mean keypoint distance over hand size at most E (0.1)")
+    p.add_argument(
+        "--max-nme",
+        type=float,
+        default=0.1,
+        metavar="E",
+        help="agreement: mean keypoint distance over hand size at most E (0.1)",
+    )
     p.add_argument("--threads", type=int, default=2, metavar="N",
                    help="TFLite threads per model (2)")  # fmt: skip
 

@@ -96,9 +96,7 @@ def build_pose(
         bias_initializer=keras.initializers.Constant(pose_bias.ravel()),
         name="pose",
     )(head_in)
-    vect = layers.Conv2D(3 * NUM_BONES, 3, padding="same", activation="tanh", name="vect")(
-        head_in
-    )
+    vect = layers.Conv2D(3 * NUM_BONES, 3, padding="same", activation="tanh", name="vect")(head_in)
     outputs = {"pose": pose, "vect": vect}
     if side_head in (True, "pool"):
         pooled = layers.GlobalAveragePooling2D(name="side_pool")(feats.stride32)

@@ -129,7 +129,7 @@ def _read(path: Path) -> dict[str, list[np.ndarray]]:
                 f"{alpha:g} ({str(error).splitlines()[0][:160]})"
             ) from error
         return _from_model(app)
-    raise HandposeError(f"backbone weights {path}: expected \"imagenet\", .h5, .keras or .npz")
+    raise HandposeError(f'backbone weights {path}: expected "imagenet", .h5, .keras or .npz')
 
 
 def _stem_factor(model: keras.Model) -> float:

@@ -78,9 +78,8 @@ def hand_free_window(sample: Sample, rng: np.random.Generator, tries: int = 8) -
         side = rng.uniform(*NEGATIVE_SIDE) * min(w, h)
         x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
         x1, y1 = x0 + side, y0 + side
-        overlap = (
-            (np.minimum(boxes[:, 2], x1) > np.maximum(boxes[:, 0], x0))
-            & (np.minimum(boxes[:, 3], y1) > np.maximum(boxes[:, 1], y0))
+        overlap = (np.minimum(boxes[:, 2], x1) > np.maximum(boxes[:, 0], x0)) & (
+            np.minimum(boxes[:, 3], y1) > np.maximum(boxes[:, 1], y0)
         )
         if not overlap.any():
             return np.array([x0, y0, x1, y1], np.float64)

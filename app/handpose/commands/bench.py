@@ -337,8 +337,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rows without and with tracking (default both, off first)",
     )
     parser.add_argument(
-        "--repeat", type=positive_int, default=1,
-        help="timed passes per row, the median kept (default 1)"
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="timed passes per row, the median kept (default 1)",
     )
     parser.add_argument(
         "--warmup", type=non_negative_int, default=5, help="untimed frames per row (default 5)"

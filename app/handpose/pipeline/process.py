@@ -37,10 +37,9 @@ class HandPipeline:
     def __init__(self, models: ModelSet, settings: AppSettings, stream: bool = True) -> None:
         self.settings = settings
         self.detector, self.cropper, self.pose = build_stages(models, settings, crop_depth=1)
-        pose_sides = (
-            getattr(self.pose, "side_output", None) is not None
-            and getattr(self.pose, "side_source", "pose") in ("pose", "fused")
-        )
+        pose_sides = getattr(self.pose, "side_output", None) is not None and getattr(
+            self.pose, "side_source", "pose"
+        ) in ("pose", "fused")
         self.tracker = HandTracker.from_settings(settings, pose_sides) if stream else None
         self.post = (
             Postprocess.from_settings(settings, self.tracker)
