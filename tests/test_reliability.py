@@ -525,26 +525,22 @@ def test_a_bad_model_file_stops_start_up_naming_the_file_and_the_fix(tmp_path, f
     assert "\n" not in str(error.value)
 
 
+def _handpose_run(*args: str) -> subprocess.CompletedProcess:
+    """`handpose run ARGS` in a fresh interpreter, as a user's shell would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "handpose.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.slow
 def test_run_with_a_truncated_model_exits_2_with_one_line(tmp_path, clip):
     folder = tmp_path / "models"
     shutil.copytree(app_models_dir(), folder)
     _truncate(folder / "pose.tflite")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "handpose.cli",
-            "run",
-            "--source",
-            str(clip),
-            "--models",
-            str(folder),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _handpose_run("--source", str(clip), "--models", str(folder))
     assert result.returncode == 2, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "error" in line]
     assert "pose.tflite: file does not match its metadata" in line
@@ -559,12 +555,7 @@ def test_a_run_where_every_frame_is_dropped_is_an_error_not_a_success(tmp_path):
     folder.mkdir()
     for i in range(3):
         (folder / f"{i}.png").write_bytes(b"not a png")
-    result = subprocess.run(
-        [sys.executable, "-m", "handpose.cli", "run", "--source", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _handpose_run("--source", str(folder))
     assert result.returncode == 1, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if "error" in line]
     assert "every frame was dropped (3 frames dropped (3 unreadable image file))" in line
